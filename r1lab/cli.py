@@ -1,0 +1,118 @@
+"""The `r1lab` command: one subcommand per stage.
+
+    r1lab zero                  R1-Zero: GRPO with rule rewards from the base model (embedded world by default)
+    r1lab eval --model DIR      pass@1 / cons@k / format / length on held-out problems
+    r1lab pretrain              rebuild the embedded base model from scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import config as C
+from .errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .stages.grpo import GRPOConfig
+    from .stages.pretrain import PretrainConfig
+
+    p = argparse.ArgumentParser(prog="r1lab", description="Train language models the way DeepSeek-R1 was trained.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    z = sub.add_parser("zero", help="R1-Zero: GRPO with rule-based rewards from a base model",
+                       description="R1-Zero: pure RL with GRPO and rule-based rewards (accuracy + format) "
+                                   "from a base model, under the R1-Zero template. Evaluates the start and "
+                                   "the final model on held-out problems.")
+    C.add_arguments(z, GRPOConfig)
+
+    e = sub.add_parser("eval", help="evaluate a model on held-out problems (pass@1, cons@k, format, length)",
+                       description="Evaluate as the paper does: k samples per problem at temperature 0.6, "
+                                   "top-p 0.95; prints and writes pass@1, cons@k, pass@k, answer accuracy, "
+                                   "format rate and mean length.")
+    e.add_argument("--model", default="base", help="model folder, or 'base' (default: base)")
+    e.add_argument("--task", default="toy", help="task (default: toy)")
+    e.add_argument("--data", default=None, help="data file for file tasks")
+    e.add_argument("--eval-data", default=None, help="held-out data file for file tasks")
+    e.add_argument("--problems", type=int, default=200, help="held-out problems (default: 200)")
+    e.add_argument("--k", type=int, default=4, help="samples per problem (default: 4)")
+    e.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default: 0.6)")
+    e.add_argument("--top-p", type=float, default=0.95, help="top-p (default: 0.95)")
+    e.add_argument("--max-new-tokens", type=int, default=160, help="token budget per sample (default: 160)")
+    e.add_argument("--template", default="r1-zero", help="prompt template (default: r1-zero)")
+    e.add_argument("--seed", type=int, default=1234, help="sampling seed (default: 1234)")
+    e.add_argument("--out", default=None, help="write the metrics as JSON to this file")
+
+    t = sub.add_parser("pretrain", help="pretrain the embedded base model from scratch",
+                       description="Pretrain the embedded world's tiny Llama from scratch on its synthetic "
+                                   "web; `--out r1lab/assets/base-run` then copy `model/` to reproduce the "
+                                   "shipped checkpoint.")
+    C.add_arguments(t, PretrainConfig)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _run(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"r1lab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nr1lab {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    if args.command == "zero":
+        from .stages.grpo import GRPOConfig, train
+
+        train(C.from_namespace(GRPOConfig, args))
+        return 0
+    if args.command == "pretrain":
+        from .stages.pretrain import PretrainConfig, pretrain
+
+        pretrain(C.from_namespace(PretrainConfig, args))
+        return 0
+    if args.command == "eval":
+        return _eval(args)
+    raise UserError(f"unknown command {args.command!r}")
+
+
+def _eval(args) -> int:
+    from .evaluate import EvalConfig, evaluate
+    from .model import load_model, load_tokenizer
+    from .stages.grpo import _eval_line
+    from .tasks import load_task
+
+    for name in ("problems", "k", "max_new_tokens"):
+        if getattr(args, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    task = load_task(args.task, args.data, args.eval_data, args.problems)
+    tok = load_tokenizer(args.model)
+    model = load_model(args.model)
+    cfg = EvalConfig(k=args.k, temperature=args.temperature, top_p=args.top_p,
+                     max_new_tokens=args.max_new_tokens, template=args.template, seed=args.seed)
+    metrics = evaluate(model, tok, task.eval_examples, cfg, keep_samples=3)
+    print(_eval_line(str(args.model), metrics))
+    for s in metrics.get("samples", []):
+        print(f"  Q: {s['prompt']}\n  A: {s['completion'][:300]}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

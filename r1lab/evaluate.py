@@ -1,0 +1,177 @@
+"""Evaluation as the paper does it: k samples per problem at temperature 0.6, top-p 0.95.
+
+Metrics over held-out problems:
+  pass@1           mean correctness over all samples (R1's pass@1 = (1/k) sum p_i)
+  cons@k           majority vote over the k extracted answers (self-consistency)
+  pass@j           unbiased estimator 1 - C(n-c, j) / C(n, j) (Chen et al.), for j in 1..k
+  answer_accuracy  right answer with the format ignored (last number of the response)
+  format           share of samples in the exact <think>...</think><answer>...</answer> format
+  language_consistency  share of target-language words in the chain of thought (when the
+                   examples carry a "lang")
+  mean_length      completion tokens per sample
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from .engine import SamplingParams, generate
+from .rewards.parse import parse_number, parse_response
+from .rewards.rules import answer_accuracy
+from .rewards.verifiers import verify
+from .template import render_prompt
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def canonical_answer(answer: str | None) -> str | None:
+    """The form answers are voted in: numbers by value, text by its stripped lower-case words."""
+    if answer is None:
+        return None
+    number = parse_number(answer)
+    if number is not None:
+        return str(number)
+    text = " ".join(answer.lower().split())[:200]
+    return text or None
+
+
+def majority_vote(answers: list[str | None]) -> str | None:
+    """Most frequent non-empty answer; ties go to the one that appeared first."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a in answers if a is not None and counts[a] == best)
+
+
+@dataclass
+class EvalConfig:
+    k: int = 4  # samples per problem
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    template: str = "r1-zero"
+    prompts_per_batch: int = 64  # prompts generated together (x k rows)
+    seed: int = 1234  # sampling seed, independent of the training seed
+
+
+def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=None):
+    """k completions per example: (texts [N*k], token counts [N*k], truncated [N*k])."""
+    texts, lengths, truncated = [], [], []
+    for start in range(0, len(examples), cfg.prompts_per_batch):
+        chunk = examples[start:start + cfg.prompts_per_batch]
+        prompts = [tokenizer(render_prompt(ex["prompt"], cfg.template, tokenizer),
+                             add_special_tokens=False)["input_ids"] for ex in chunk]
+        seeds = [zlib.crc32(f"{cfg.seed}|{ex['prompt']}".encode()) for ex in chunk]
+        out = generate(model, prompts, cfg.k, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
+                       seeds, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, autocast=autocast)
+        for ids, trunc in zip(out.completions, out.truncated):
+            body = ids[:-1] if ids and ids[-1] == tokenizer.eos_token_id else ids
+            texts.append(tokenizer.decode(body, skip_special_tokens=False))
+            lengths.append(len(ids))
+            truncated.append(trunc)
+    return texts, lengths, truncated
+
+
+def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k: int,
+                  language_fn=None) -> dict:
+    """All metrics from k samples per example (texts grouped by example)."""
+    n = len(examples)
+    correct, fmt, loose, langs = [], [], [], []
+    pass_k = {j: 0.0 for j in sorted({1, k} | {2 ** i for i in range(1, 7) if 2 ** i < k})}
+    cons = 0
+    for i, ex in enumerate(examples):
+        group = texts[i * k:(i + 1) * k]
+        parsed = [parse_response(t) for t in group]
+        ok = [verify(p.answer, ex) for p in parsed]
+        correct.extend(ok)
+        fmt.extend(p.well_formed for p in parsed)
+        loose.extend(answer_accuracy(t, ex) for t in group)
+        for j in pass_k:
+            pass_k[j] += pass_at_k(k, sum(ok), j)
+        voted = majority_vote([canonical_answer(p.answer) for p in parsed])
+        if voted is not None:
+            winner = next(p.answer for p in parsed if canonical_answer(p.answer) == voted)
+            cons += verify(winner, ex)
+        if language_fn is not None and ex.get("lang"):
+            langs.extend(language_fn(group, [ex] * k))
+    metrics = {
+        "pass@1": sum(correct) / max(1, len(correct)),
+        f"cons@{k}": cons / max(1, n),
+        "cons@k": cons / max(1, n),
+        "answer_accuracy": sum(loose) / max(1, len(loose)),
+        "format": sum(fmt) / max(1, len(fmt)),
+        "mean_length": sum(lengths) / max(1, len(lengths)),
+        "k": k,
+        "n_problems": n,
+    }
+    metrics.update({f"pass@{j}": v / max(1, n) for j, v in pass_k.items() if j > 1})
+    if langs:
+        metrics["language_consistency"] = sum(langs) / len(langs)
+    return metrics
+
+
+def evaluate(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=None, language_fn=None,
+             keep_samples: int = 0) -> dict:
+    """Sample, score and summarise; `keep_samples` completions are returned for reading."""
+    texts, lengths, truncated = sample_completions(model, tokenizer, examples, cfg, autocast)
+    metrics = score_samples(texts, lengths, examples, cfg.k, language_fn)
+    metrics["truncated"] = sum(truncated) / max(1, len(truncated))
+    if keep_samples:
+        metrics["samples"] = [{"prompt": ex["prompt"], "answer": ex["answer"], "completion": texts[i * cfg.k]}
+                              for i, ex in enumerate(examples[:keep_samples])]
+    return metrics
+
+
+@torch.no_grad()
+def diagnose_base(model, tokenizer, n: int = 200, device=None) -> dict:
+    """What a pretrained base model of the embedded world can do, on held-out problems:
+    - direct: greedy continuation of "4821 times 7 is" (the answer without reasoning),
+    - worked: greedy continuation of "example : what is 4821 times 7 ?" (the worked solution),
+    - template: k=4 samples under the R1-Zero template at the evaluation settings."""
+    from .tasks.toy import arithmetic as ar
+    from .tasks.toy.lexicon import PHRASES
+
+    probs = ar.problems(n, "test", seed=99)
+    examples = [p.example() for p in probs]
+    greedy = EvalConfig(k=1, temperature=0.0, max_new_tokens=120)
+
+    def continue_greedy(prefixes):
+        out = []
+        for s in range(0, len(prefixes), 64):
+            ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in prefixes[s:s + 64]]
+            r = generate(model, ids, 1, SamplingParams(greedy.max_new_tokens, 0.0), [0] * len(ids),
+                         eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
+            out += [tokenizer.decode(c, skip_special_tokens=True) for c in r.completions]
+        return out
+
+    direct = continue_greedy([PHRASES[p.lang]["fact"].format(a=p.a, m=p.m, n="").rstrip() for p in probs])
+    direct_ok = [parse_number(t.split(".")[0]) == p.answer for t, p in zip(direct, probs)]
+    worked = continue_greedy([f"{PHRASES[p.lang]['example']} : {p.question()} ?" for p in probs])
+    worked_ok = [ar_result(t) == p.answer for t, p in zip(worked, probs)]
+    template = evaluate(model, tokenizer, examples, EvalConfig(k=4))
+    return {"direct_accuracy": sum(direct_ok) / n, "worked_accuracy": sum(worked_ok) / n,
+            "template": template, "n_problems": n}
+
+
+def ar_result(text: str):
+    """The number a worked solution ends with ("so the answer is N", first sentence that says it)."""
+    from .rewards.parse import last_number
+
+    for marker in ("so the answer is", "así que la respuesta es"):
+        i = text.find(marker)
+        if i >= 0:
+            return last_number(text[i:i + len(marker) + 20])
+    return None

@@ -1,0 +1,90 @@
+"""Bounded parsers of model output. Model output is untrusted: every parser here caps the text it
+reads (`MAX_CHARS`) and uses only linear scans (str.find / fixed regexes without nested repeats),
+so no completion can make a reward slow, and none raises on any input. A completion over the cap
+gets no answer and no format (the cap is far above any useful answer of the tasks here)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+MAX_CHARS = 20_000  # a longer completion is not parsed at all: it has no answer and no format
+MAX_NUMBER_CHARS = 64  # longer digit strings are not numbers we compare (and would be slow to)
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
+_NUMBER_FULL = re.compile(r"\s*([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)\s*\.?\s*")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    think: str | None  # content of the single <think> block, if there is exactly one
+    answer: str | None  # content of the single <answer> block, if there is exactly one
+    well_formed: bool  # exactly "<think> non-empty </think> <answer> non-empty </answer>", nothing else
+
+
+def _single_block(text: str, open_tag: str, close_tag: str) -> tuple[int, int] | None:
+    """(start, end) of the content of the only open...close pair, or None."""
+    if text.count(open_tag) != 1 or text.count(close_tag) != 1:
+        return None
+    start = text.find(open_tag) + len(open_tag)
+    end = text.find(close_tag)
+    return (start, end) if end >= start else None
+
+
+def parse_response(text: str) -> Parsed:
+    """Split a completion into its think and answer parts and check the R1-Zero format.
+
+    >>> parse_response("<think> 2 times 3 is 6 </think> <answer> 6 </answer>").well_formed
+    True
+    >>> parse_response("<answer> 6 </answer>").answer.strip()
+    '6'
+    """
+    if not isinstance(text, str) or len(text) > MAX_CHARS:
+        return Parsed(None, None, False)
+    think_span = _single_block(text, "<think>", "</think>")
+    answer_span = _single_block(text, "<answer>", "</answer>")
+    think = text[think_span[0]:think_span[1]] if think_span else None
+    answer = text[answer_span[0]:answer_span[1]] if answer_span else None
+    well_formed = False
+    if think_span and answer_span:
+        before = text[:think_span[0] - len("<think>")]
+        between = text[think_span[1] + len("</think>"):answer_span[0] - len("<answer>")]
+        after = text[answer_span[1] + len("</answer>"):]
+        well_formed = (not before.strip() and not between.strip() and not after.strip()
+                       and bool(think.strip()) and bool(answer.strip())
+                       and not any(t in think or t in answer for t in TAGS))
+    return Parsed(think, answer, well_formed)
+
+
+def parse_number(text: str | None) -> Fraction | None:
+    """The number a short answer states ("33747", "-2.5", "1,024", "3/4"), else None."""
+    if text is None or len(text) > MAX_NUMBER_CHARS + 8:
+        return None
+    m = _NUMBER_FULL.fullmatch(text)
+    return _to_fraction(m.group(1)) if m else None
+
+
+def _to_fraction(token: str) -> Fraction | None:
+    token = token.replace(",", "")
+    if len(token) > MAX_NUMBER_CHARS:
+        return None
+    try:
+        return Fraction(token)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def last_number(text: str) -> Fraction | None:
+    """The last number in a text (the answer with the format ignored), else None."""
+    text = text[-MAX_CHARS:] if isinstance(text, str) else ""
+    last = None
+    for m in _NUMBER.finditer(text):
+        last = m.group(0)
+    return _to_fraction(last) if last is not None else None
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words (letters only) of a text, capped."""
+    return re.findall(r"[^\W\d_]+", text[:MAX_CHARS].lower()) if isinstance(text, str) else []

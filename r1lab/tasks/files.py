@@ -1,0 +1,58 @@
+"""Reading user data: JSONL files of examples, validated line by line before any work starts.
+
+Each line is a JSON object with a non-empty string "prompt" and an "answer" (string or number);
+other fields are kept (e.g. "verifier", "lang"). Errors name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+
+MAX_LINE_BYTES = 1_000_000
+
+
+def load_examples(path: str | Path, required=("prompt", "answer")) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})") from None
+    if b"\x00" in raw[:4096]:
+        raise UserError(f"{path}: looks like a binary file, expected JSON Lines text (one object per line)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not valid UTF-8 text") from None
+    examples = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE_BYTES:
+            raise UserError(f"{path}:{lineno}: line is longer than {MAX_LINE_BYTES} characters")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        for field in required:
+            if field not in row:
+                raise UserError(f"{path}:{lineno}: missing field {field!r} (each line needs {', '.join(required)})")
+        if "prompt" in required and (not isinstance(row["prompt"], str) or not row["prompt"].strip()):
+            raise UserError(f"{path}:{lineno}: field 'prompt' must be a non-empty string")
+        if "answer" in required:
+            if isinstance(row["answer"], bool) or not isinstance(row["answer"], (str, int, float)):
+                raise UserError(f"{path}:{lineno}: field 'answer' must be a string or a number, "
+                                f"got {type(row['answer']).__name__}")
+            row["answer"] = str(row["answer"])
+        row.setdefault("_line", lineno)
+        examples.append(row)
+    if not examples:
+        raise UserError(f"{path}: no examples (the file is empty)")
+    return examples

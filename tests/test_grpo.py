@@ -1,0 +1,61 @@
+import torch
+
+from r1lab.stages.grpo import Batch, GRPOConfig, _update, common_prefix_len, completion_logits, sequences
+from r1lab.template import render_prompt
+
+
+def _batch(tok, G=2):
+    prompts = [tok(render_prompt(q), add_special_tokens=False)["input_ids"]
+               for q in ["what is 12 times 3", "cuánto es 4821 por 7"]]
+    comps = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+             for t in [" <think> 2 times 3 is 6 </think>", " <answer> 36 </answer>", " 7", " <think> x"]]
+    rows = [{"prompt": "q", "answer": "36"}] * 4
+    return Batch(rows, [p for p in prompts for _ in range(G)], comps, ["a"] * 4, [False] * 4,
+                 torch.tensor([1.0, 0.0, 0.5, 0.0]), {})
+
+
+def test_common_prefix_len():
+    assert common_prefix_len([[1, 2, 3], [1, 2, 4]]) == 2
+    assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # each keeps one token of its own
+    assert common_prefix_len([[5], [1, 2]]) == 0
+
+
+def test_shared_prefix_forward_equals_full_forward(tiny_model, toy_tokenizer):
+    batch = _batch(toy_tokenizer)
+    amp = torch.autocast("cpu", enabled=False)
+    shared = sequences(batch, toy_tokenizer.pad_token_id, "cpu", share_prefix=True)
+    full = sequences(batch, toy_tokenizer.pad_token_id, "cpu", share_prefix=False)
+    assert shared["prefix"].numel() > 50  # the template head
+    a = completion_logits(tiny_model, shared, slice(0, 4), amp)
+    ga = torch.autograd.grad((a * full["mask"][..., None]).sum(), list(tiny_model.parameters()))
+    b = completion_logits(tiny_model, full, slice(0, 4), amp)
+    gb = torch.autograd.grad((b * full["mask"][..., None]).sum(), list(tiny_model.parameters()))
+    m = full["mask"].bool()
+    assert torch.allclose(a[m], b[m], atol=1e-4)
+    for x, y in zip(ga, gb):
+        assert torch.allclose(x, y, atol=1e-3, rtol=1e-3)
+
+
+def test_parameters_change_after_one_step_with_nonzero_advantages(tiny_model, toy_tokenizer):
+    batch = _batch(toy_tokenizer)
+    cfg = GRPOConfig(beta=0.04, micro_batch=3)
+    seq = sequences(batch, toy_tokenizer.pad_token_id, "cpu")
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    opt = torch.optim.AdamW(tiny_model.parameters(), lr=1e-3)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    ref = seq["mask"].clone().zero_() - 1.0
+    stats = _update(tiny_model, opt, seq, seq["mask"], adv, None, ref, cfg, torch.autocast("cpu", enabled=False))
+    changed = sum(not torch.equal(b, p) for b, p in zip(before, tiny_model.parameters()))
+    assert changed == len(before)
+    assert stats["grad_norm"] > 0 and stats["kl"] > 0
+
+
+def test_zero_advantages_and_no_kl_leave_parameters_unchanged(tiny_model, toy_tokenizer):
+    batch = _batch(toy_tokenizer)
+    cfg = GRPOConfig(beta=0.0)
+    seq = sequences(batch, toy_tokenizer.pad_token_id, "cpu")
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    opt = torch.optim.SGD(tiny_model.parameters(), lr=1e-2)
+    stats = _update(tiny_model, opt, seq, seq["mask"], torch.zeros(4), None, None, cfg, torch.autocast("cpu", enabled=False))
+    assert stats["grad_norm"] == 0
+    assert all(torch.equal(b, p) for b, p in zip(before, tiny_model.parameters()))
