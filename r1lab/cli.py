@@ -105,7 +105,10 @@ def _eval(args) -> int:
     model = load_model(args.model)
     cfg = EvalConfig(k=args.k, temperature=args.temperature, top_p=args.top_p,
                      max_new_tokens=args.max_new_tokens, template=args.template, seed=args.seed)
-    metrics = evaluate(model, tok, task.eval_examples, cfg, keep_samples=3)
+    from .rewards import REWARDS
+
+    language_fn = REWARDS["language"] if task.name == "toy" else None
+    metrics = evaluate(model, tok, task.eval_examples, cfg, language_fn=language_fn, keep_samples=3)
     print(_eval_line(str(args.model), metrics))
     for s in metrics.get("samples", []):
         print(f"  Q: {s['prompt']}\n  A: {s['completion'][:300]}")

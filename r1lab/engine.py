@@ -61,15 +61,14 @@ def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature
         return tokens, torch.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
     logp = torch.log_softmax(logits / temperature, -1)
     probs = logp.exp()
-    sorted_p, order = probs.sort(-1, descending=True)
-    cum = sorted_p.cumsum(-1)
     if top_p < 1.0:
-        keep = (cum - sorted_p) < top_p  # always keeps the most likely token
-        sorted_p = sorted_p * keep
-        cum = sorted_p.cumsum(-1)
+        probs, order = probs.sort(-1, descending=True)
+        cum = probs.cumsum(-1)
+        probs = probs * ((cum - probs) < top_p)  # always keeps the most likely token
+    cum = probs.cumsum(-1)
     target = uniforms[:, None] * cum[:, -1:]
     pick = torch.searchsorted(cum, target).clamp_max(cum.shape[-1] - 1)
-    tokens = order.gather(-1, pick).squeeze(-1)
+    tokens = order.gather(-1, pick).squeeze(-1) if top_p < 1.0 else pick.squeeze(-1)
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 
 
@@ -80,7 +79,7 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     """n samples for each prompt (token ids); returns them grouped: prompt 0's n samples first."""
     assert len(seeds) == len(prompts), "one seed per prompt"
     assert n >= 1 and params.max_new_tokens >= 1
-    from transformers import DynamicCache
+    from .kvcache import make_cache
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -92,7 +91,7 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     ctx = autocast if autocast is not None else torch.autocast(device.type, enabled=False)
 
     # prefill: each prompt once; positions count only real tokens, so left padding is harmless
-    cache = DynamicCache(config=model.config)
+    cache = make_cache(model.config, L + params.max_new_tokens)
     position = (mask.cumsum(-1) - 1).clamp_min(0)
     with ctx:
         out = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache,
@@ -115,7 +114,7 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
         tok_list, lp_list, rows = tokens.tolist(), lp.tolist(), active.tolist()
         keep = []
         for j, (i, t) in enumerate(zip(rows, tok_list)):
-            if finished[i]:  # only without drop_finished: a finished row rides along, ignored
+            if finished[i]:  # a finished row riding along until the next compaction: ignored
                 continue
             completions[i].append(t)
             if return_logprobs:
@@ -127,7 +126,8 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
         decoded += len(rows)  # rows computed this step, finished riders included
         if not keep or step == params.max_new_tokens - 1:
             break
-        if drop_finished and len(keep) < len(rows):
+        # compact the batch once enough rows have finished (each compaction copies the cache)
+        if drop_finished and len(rows) - len(keep) >= max(1, len(rows) // 8):
             sel = torch.tensor(keep, device=device)
             cache.batch_select_indices(sel)
             active, tokens, mask, next_pos = active[sel], tokens[sel], mask[sel], next_pos[sel]

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import UserError
+from .language import language_reward
 from .rules import accuracy_reward, format_reward
 
 RewardFn = Callable[[list[str], list[dict]], list[float]]
-REWARDS: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward}
+REWARDS: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward, "language": language_reward}
 log = logging.getLogger("r1lab")
 
 

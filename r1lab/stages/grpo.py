@@ -48,7 +48,7 @@ class GRPOConfig:
     steps: int = opt(60, "optimizer steps (rollout batches)")
     prompts_per_step: int = opt(16, "prompts per step (P)")
     group_size: int = opt(8, "samples per prompt (G); the batch is P x G sequences")
-    max_new_tokens: int = opt(112, "token budget of each sample")
+    max_new_tokens: int = opt(128, "token budget of each sample")
     temperature: float = opt(1.0, "rollout sampling temperature (paper: 1.0)")
     top_p: float = opt(1.0, "rollout nucleus sampling")
     template: str = opt("r1-zero", "prompt template: 'r1-zero' (paper Table 1), 'plain', or 'chat' (tokenizer's)")
@@ -270,13 +270,20 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
         model = load_model(last, device=device)
         start = meta["step"] + 1
         print(f"resuming from {last} (step {meta['step']})")
+    previous = _read_json(out / "config.json")
+    same_run = bool(previous) and {k: v for k, v in previous.items() if k not in _RESUMABLE} == run_identity(cfg)
+    results = _read_json(out / "eval.json") if same_run else {}  # another run's evaluation is not ours
     write_json(cfg, out / "config.json")
-
+    if start >= cfg.steps and (not cfg.eval_problems or "final" in results):
+        print(f"{out}: this run is already complete ({cfg.steps} steps)")
+        if "final" in results and "base" in results:
+            print(eval_table(results))
+        return results
+    language_fn = reward_fns["language"] if task.name == "toy" else None
     eval_cfg = EvalConfig(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
                           max_new_tokens=cfg.eval_max_new_tokens, template=cfg.template)
-    results = _read_json(out / "eval.json")
     if cfg.eval_problems and "base" not in results and start == 0:
-        results["base"] = evaluate(model, tokenizer, task.eval_examples, eval_cfg, amp, keep_samples=3)
+        results["base"] = evaluate(model, tokenizer, task.eval_examples, eval_cfg, amp, language_fn, keep_samples=3)
         _write_json(out / "eval.json", results)
         print(_eval_line("base", results["base"]))
 
@@ -338,7 +345,7 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
     with ckpt.atomic_folder(out / "model") as tmp:
         save_model(model, tokenizer, tmp)
     if cfg.eval_problems:
-        results["final"] = evaluate(model, tokenizer, task.eval_examples, eval_cfg, amp, keep_samples=3)
+        results["final"] = evaluate(model, tokenizer, task.eval_examples, eval_cfg, amp, language_fn, keep_samples=3)
         _write_json(out / "eval.json", results)
         print(_eval_line("final", results["final"]))
         if "base" in results:

@@ -1,0 +1,102 @@
+"""Language-consistency reward (DeepSeek-R1 stage 2): the share of target-language words in the
+chain of thought, Num(Words_target) / Num(Words), summed with the accuracy reward.
+
+The target language is the example's "lang" (the language the question is asked in; default "en").
+Which language a word is in is decided by a pluggable identifier:
+  - `LexiconIdentifier`: a word list per language (the embedded world's, from its lexicon);
+  - `LinguaIdentifier`: the `lingua-language-detector` package for real text (optional extra
+    `r1lab[lang]`); it splits mixed text into single-language spans and counts their words.
+Words no identifier claims (digits, symbols, names, words shared by both languages) are not counted.
+A completion without a chain of thought, or whose chain of thought has no identifiable word, scores 0:
+there is nothing to show it is in the right language.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .parse import parse_response, words
+
+MAX_WORDS = 4000  # only the first words of a very long chain of thought are counted
+
+
+class Identifier(Protocol):
+    def counts(self, text: str, target: str) -> tuple[int, int]:
+        """(words in the target language, words in any known language)."""
+
+
+class LexiconIdentifier:
+    """Each word belongs to the one language whose word list holds it (lower case)."""
+
+    def __init__(self, lexicon: dict[str, set[str]]):
+        self.lang_of: dict[str, str] = {}
+        for lang, ws in lexicon.items():
+            for w in ws:
+                self.lang_of[w.lower()] = lang if w.lower() not in self.lang_of else ""  # shared: no language
+
+    def counts(self, text: str, target: str) -> tuple[int, int]:
+        langs = [self.lang_of.get(w, "") for w in words(text)[:MAX_WORDS]]
+        known = [lang for lang in langs if lang]
+        return sum(lang == target for lang in known), len(known)
+
+
+class LinguaIdentifier:
+    """Real-text identifier on top of lingua (https://github.com/pemistahl/lingua-py)."""
+
+    def __init__(self, languages: tuple[str, ...] = ("en", "es")):
+        try:
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
+        except ImportError as e:  # optional dependency
+            raise ImportError("LinguaIdentifier needs `pip install lingua-language-detector` (r1lab[lang])") from e
+        langs = [IsoCode639_1.from_str(code) for code in languages]
+        self._detector = LanguageDetectorBuilder.from_iso_codes_639_1(*langs).build()
+
+    def counts(self, text: str, target: str) -> tuple[int, int]:
+        text = " ".join(words(text)[:MAX_WORDS])
+        in_target = total = 0
+        for span in self._detector.detect_multiple_languages_of(text):
+            n = span.word_count
+            total += n
+            if span.language.iso_code_639_1.name.lower() == target:
+                in_target += n
+        return in_target, total
+
+
+def toy_identifier() -> LexiconIdentifier:
+    from ..tasks.toy.lexicon import language_words
+
+    return LexiconIdentifier(language_words())
+
+
+def consistency(text: str, target: str, identifier: Identifier) -> float:
+    """Share of target-language words in the chain of thought of one completion, in [0, 1]."""
+    cot = parse_response(text).think
+    if not cot:
+        return 0.0
+    in_target, total = identifier.counts(cot, target)
+    return in_target / total if total else 0.0
+
+
+def make_language_reward(identifier: Identifier):
+    """A reward `fn(completions, examples) -> list[float]` for an identifier."""
+
+    def language_reward(completions: list[str], examples: list[dict]) -> list[float]:
+        return [consistency(c, ex.get("lang", "en"), identifier) for c, ex in zip(completions, examples)]
+
+    return language_reward
+
+
+_TOY = None
+
+
+def language_reward(completions: list[str], examples: list[dict]) -> list[float]:
+    """Language consistency with the embedded world's lexicon (the default identifier).
+
+    >>> language_reward(["<think> 4 times 7 is 28 , más 0 son 28 </think> <answer> 28 </answer>"],
+    ...                 [{"lang": "en"}])
+    [0.5]
+    """
+    global _TOY
+    if _TOY is None:
+        _TOY = make_language_reward(toy_identifier())
+    return _TOY(completions, examples)
