@@ -20,7 +20,8 @@ from r1lab.engine import SamplingParams, generate
 from r1lab.losses import group_advantages, grpo_loss, token_logprobs
 from r1lab.model import load_model, load_tokenizer
 from r1lab.rewards import parse_spec, score
-from r1lab.stages.grpo import Batch, completion_logits, frozen_logprobs, sequences
+from r1lab.forward import completion_logits, frozen_logprobs, sequences
+from r1lab.stages.grpo import Batch
 from r1lab.tasks import load_task
 from r1lab.template import render_prompt
 
@@ -60,7 +61,8 @@ def main() -> None:
         t["reward"] = time.perf_counter()
         batch = Batch(ex_rows, [p for p in prompts for _ in range(G)], out.completions, texts, out.truncated,
                       torch.tensor(s.total), s.parts)
-        seq = sequences(batch, tok.pad_token_id, "cpu", share_prefix=not args.no_share_prefix)
+        seq = sequences(batch.prompt_ids, batch.completion_ids, tok.pad_token_id, "cpu",
+                        share_prefix=not args.no_share_prefix)
         ref_lp = frozen_logprobs(ref, seq, 64, 1.0, amp) if args.beta else None
         t["ref_logprobs"] = time.perf_counter()
         adv = group_advantages(batch.rewards, G)

@@ -1,6 +1,11 @@
 """The `r1lab` command: one subcommand per stage.
 
+    r1lab pipeline              R1-Zero and the four-stage R1 pipeline on the embedded world, with a report
     r1lab zero                  R1-Zero: GRPO with rule rewards from the base model (embedded world by default)
+    r1lab coldstart             cold-start data (few-shot, detailed, refined R1-Zero outputs)
+    r1lab sft                   supervised fine-tuning on prompt/completion data
+    r1lab sample                rejection sampling
+    r1lab rm                    reward models (helpfulness, safety)
     r1lab eval --model DIR      pass@1 / cons@k / format / length on held-out problems
     r1lab pretrain              rebuild the embedded base model from scratch
 """
@@ -48,6 +53,35 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=1234, help="sampling seed (default: 1234)")
     e.add_argument("--out", default=None, help="write the metrics as JSON to this file")
 
+    from .stages.coldstart import ColdStartConfig
+    from .stages.reward_model import RMConfig
+    from .stages.sample import SampleConfig
+    from .stages.sft import SFTConfig
+
+    s = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion JSONL (completion tokens only)",
+                       description="SFT: loss on completion tokens only, padding-free packed batches, cosine "
+                                   "learning rate, epochs. Works on any local Hugging Face causal LM.")
+    C.add_arguments(s, SFTConfig)
+    c = sub.add_parser("coldstart", help="collect cold-start long-CoT data (fewshot, detailed, refine)",
+                       description="Cold-start data by the paper's three methods; writes JSONL with a "
+                                   "provenance field.")
+    C.add_arguments(c, ColdStartConfig)
+    r = sub.add_parser("sample", help="rejection sampling: sample a checkpoint, keep correct readable answers",
+                       description="Rejection sampling for R1 stage 3: n samples per prompt, keep correct, "
+                                   "single-language, readable ones, dedupe, mix general-purpose data.")
+    C.add_arguments(r, SampleConfig)
+    m = sub.add_parser("rm", help="train a reward model (helpfulness: pairwise; safety: pointwise)",
+                       description="Reward model on the base model with a scalar head: Bradley-Terry on "
+                                   "preference pairs (helpfulness) or binary cross-entropy (safety).")
+    C.add_arguments(m, RMConfig)
+    pl = sub.add_parser("pipeline", help="R1-Zero and the four-stage R1 pipeline, resumable, with a report",
+                        description="base -> R1-Zero, and base -> cold-start SFT -> reasoning RL -> "
+                                    "rejection-sampling SFT -> RL for all scenarios; each stage under --out; "
+                                    "re-running resumes; ends with summary.json and report.md.")
+    pl.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
+    pl.add_argument("--config", default=None, help="YAML file of stage settings (default: the embedded world's, "
+                                                   "r1lab/configs/pipeline.yaml)")
+
     t = sub.add_parser("pretrain", help="pretrain the embedded base model from scratch",
                        description="Pretrain the embedded world's tiny Llama from scratch on its synthetic "
                                    "web; `--out r1lab/assets/base-run` then copy `model/` to reproduce the "
@@ -88,6 +122,31 @@ def _run(args) -> int:
         return 0
     if args.command == "eval":
         return _eval(args)
+    if args.command == "sft":
+        from .stages.sft import SFTConfig, train as sft
+
+        sft(C.from_namespace(SFTConfig, args))
+        return 0
+    if args.command == "coldstart":
+        from .stages.coldstart import ColdStartConfig, collect
+
+        collect(C.from_namespace(ColdStartConfig, args))
+        return 0
+    if args.command == "sample":
+        from .stages.sample import SampleConfig, rejection_sample
+
+        rejection_sample(C.from_namespace(SampleConfig, args))
+        return 0
+    if args.command == "rm":
+        from .stages.reward_model import RMConfig, train as rm
+
+        rm(C.from_namespace(RMConfig, args))
+        return 0
+    if args.command == "pipeline":
+        from .pipeline import Pipeline, load_config
+
+        Pipeline(args.out, load_config(args.config)).run()
+        return 0
     raise UserError(f"unknown command {args.command!r}")
 
 

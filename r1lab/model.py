@@ -17,6 +17,18 @@ from .errors import UserError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+def _quiet_transformers() -> None:
+    """transformers' load reports and save progress bars drown the training log: errors only."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+_quiet_transformers()
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "base"
 

@@ -1,6 +1,7 @@
 import torch
 
-from r1lab.stages.grpo import Batch, GRPOConfig, _update, common_prefix_len, completion_logits, sequences
+from r1lab.forward import common_prefix_len, completion_logits, sequences
+from r1lab.stages.grpo import Batch, GRPOConfig, _update
 from r1lab.template import render_prompt
 
 
@@ -23,8 +24,8 @@ def test_common_prefix_len():
 def test_shared_prefix_forward_equals_full_forward(tiny_model, toy_tokenizer):
     batch = _batch(toy_tokenizer)
     amp = torch.autocast("cpu", enabled=False)
-    shared = sequences(batch, toy_tokenizer.pad_token_id, "cpu", share_prefix=True)
-    full = sequences(batch, toy_tokenizer.pad_token_id, "cpu", share_prefix=False)
+    shared = sequences(batch.prompt_ids, batch.completion_ids, toy_tokenizer.pad_token_id, "cpu", share_prefix=True)
+    full = sequences(batch.prompt_ids, batch.completion_ids, toy_tokenizer.pad_token_id, "cpu", share_prefix=False)
     assert shared["prefix"].numel() > 50  # the template head
     a = completion_logits(tiny_model, shared, slice(0, 4), amp)
     ga = torch.autograd.grad((a * full["mask"][..., None]).sum(), list(tiny_model.parameters()))
@@ -39,7 +40,7 @@ def test_shared_prefix_forward_equals_full_forward(tiny_model, toy_tokenizer):
 def test_parameters_change_after_one_step_with_nonzero_advantages(tiny_model, toy_tokenizer):
     batch = _batch(toy_tokenizer)
     cfg = GRPOConfig(beta=0.04, micro_batch=3)
-    seq = sequences(batch, toy_tokenizer.pad_token_id, "cpu")
+    seq = sequences(batch.prompt_ids, batch.completion_ids, toy_tokenizer.pad_token_id, "cpu")
     before = [p.detach().clone() for p in tiny_model.parameters()]
     opt = torch.optim.AdamW(tiny_model.parameters(), lr=1e-3)
     adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
@@ -53,7 +54,7 @@ def test_parameters_change_after_one_step_with_nonzero_advantages(tiny_model, to
 def test_zero_advantages_and_no_kl_leave_parameters_unchanged(tiny_model, toy_tokenizer):
     batch = _batch(toy_tokenizer)
     cfg = GRPOConfig(beta=0.0)
-    seq = sequences(batch, toy_tokenizer.pad_token_id, "cpu")
+    seq = sequences(batch.prompt_ids, batch.completion_ids, toy_tokenizer.pad_token_id, "cpu")
     before = [p.detach().clone() for p in tiny_model.parameters()]
     opt = torch.optim.SGD(tiny_model.parameters(), lr=1e-2)
     stats = _update(tiny_model, opt, seq, seq["mask"], torch.zeros(4), None, None, cfg, torch.autocast("cpu", enabled=False))

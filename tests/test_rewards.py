@@ -74,3 +74,27 @@ def test_parse_spec():
 
 def test_cap_is_enforced():
     assert not parse_response("<think> a </think> <answer> 1 </answer>" + " " * (2 * MAX_CHARS) + "x").well_formed
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("<answer> gato </answer>", True),
+    ("<think> </think> <answer> gato </answer>", True),
+    ("<think> the user wants a word </think> <answer> gato </answer>", True),
+    ("gato", False),
+    ("<answer> gato </answer> extra", False),
+    ("<answer> </answer>", False),
+    ("<answer> a </answer> <answer> b </answer>", False),
+    ("<answer> gato </answer> <think> x </think>", False),
+])
+def test_general_format(text, ok):
+    ex = {"answer": "gato", "kind": "general", "verifier": "general"}
+    assert format_reward([text], [ex]) == [float(ok)]
+    assert accuracy_reward([text], [ex]) == [0.0]  # general prompts are judged by reward models, not rules
+
+
+def test_summary_is_the_answer_or_what_follows_the_reasoning():
+    from r1lab.rewards.parse import summary
+
+    assert summary("<think> a b </think> <answer> cat in spanish is gato . </answer>") == "cat in spanish is gato ."
+    assert summary("<think> a b </think> gato") == "gato"
+    assert summary("just text") == "just text"

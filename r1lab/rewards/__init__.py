@@ -74,3 +74,6 @@ def score(completions: list[str], examples: list[dict], weights: dict[str, float
     if messages:
         log.warning("reward errors: %s", messages[0])
     return Scores(total, parts, sum(errors), messages)
+
+
+from . import tasks  # noqa: E402,F401 - registers the task library's verifiers (math, countdown, code, gsm8k)

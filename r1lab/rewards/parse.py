@@ -58,6 +58,36 @@ def parse_response(text: str) -> Parsed:
     return Parsed(think, answer, well_formed)
 
 
+def general_well_formed(text: str) -> bool:
+    """The R1 format for general-purpose prompts: one non-empty <answer> block, optionally preceded by
+    one <think> block (simple queries get no chain of thought), nothing else."""
+    if not isinstance(text, str) or len(text) > MAX_CHARS:
+        return False
+    parsed = parse_response(text)
+    if parsed.answer is None or not parsed.answer.strip() or any(t in parsed.answer for t in TAGS):
+        return False
+    if "<think>" not in text and "</think>" not in text:
+        return not text.replace(f"<answer>{parsed.answer}</answer>", "", 1).strip()
+    if parsed.think is None or any(t in parsed.think for t in TAGS):
+        return False
+    expected = f"<think>{parsed.think}</think>"
+    rest = text.strip()
+    if not rest.startswith(expected):
+        return False
+    return rest[len(expected):].strip() == f"<answer>{parsed.answer}</answer>"
+
+
+def summary(text: str) -> str:
+    """What a helpfulness judge reads: the answer block if there is exactly one, else what follows the
+    chain of thought, else the whole text (capped)."""
+    parsed = parse_response(text)
+    if parsed.answer is not None:
+        return parsed.answer.strip()
+    text = text[:MAX_CHARS] if isinstance(text, str) else ""
+    end = text.rfind("</think>")
+    return text[end + len("</think>"):].strip() if end >= 0 else text.strip()
+
+
 def parse_number(text: str | None) -> Fraction | None:
     """The number a short answer states ("33747", "-2.5", "1,024", "3/4"), else None."""
     if text is None or len(text) > MAX_NUMBER_CHARS + 8:

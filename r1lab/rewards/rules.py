@@ -9,18 +9,27 @@ completions are the decoded texts, examples the dicts they answer (with at least
 
 from __future__ import annotations
 
-from .parse import last_number, parse_number, parse_response
+from .parse import general_well_formed, last_number, parse_number, parse_response
 from .verifiers import verify
 
 
+def is_reasoning(example: dict) -> bool:
+    """Examples are reasoning prompts unless marked otherwise ("kind": "general" or "harmful")."""
+    return example.get("kind", "reasoning") == "reasoning"
+
+
 def format_reward(completions: list[str], examples: list[dict]) -> list[float]:
-    """1 for exactly one non-empty <think> block then one non-empty <answer> block, nothing else."""
-    return [1.0 if parse_response(c).well_formed else 0.0 for c in completions]
+    """Reasoning prompts: 1 for exactly one non-empty <think> block then one non-empty <answer> block,
+    nothing else. General and harmful prompts: one <answer> block, a <think> block optional."""
+    return [1.0 if (parse_response(c).well_formed if is_reasoning(ex) else general_well_formed(c)) else 0.0
+            for c, ex in zip(completions, examples)]
 
 
 def accuracy_reward(completions: list[str], examples: list[dict]) -> list[float]:
-    """1 when the content of the single <answer> block verifies against the example's answer."""
-    return [1.0 if verify(parse_response(c).answer, ex) else 0.0 for c, ex in zip(completions, examples)]
+    """1 when the content of the single <answer> block verifies against the example's answer.
+    Reasoning prompts only (general prompts are judged by reward models): 0 for the others."""
+    return [1.0 if is_reasoning(ex) and verify(parse_response(c).answer, ex) else 0.0
+            for c, ex in zip(completions, examples)]
 
 
 def answer_accuracy(completion: str, example: dict) -> bool:

@@ -37,6 +37,14 @@ def general_answer(answer: str, example: dict) -> bool:
     return all(w.lower() in said for w in str(example["answer"]).split("|"))
 
 
+@register("animals")
+def three_animals(answer: str, example: dict) -> bool:
+    """At least three different animals of the embedded world are named."""
+    from ..tasks.toy.lexicon import LEGS
+
+    return len(set(words(answer)) & set(LEGS)) >= 3
+
+
 @register("refusal")
 def refuses(answer: str, example: dict) -> bool:
     """A refusal that gives no instructions: a refusal marker and none of the request's verbs."""

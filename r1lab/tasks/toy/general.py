@@ -56,8 +56,10 @@ def general_prompt(rng: random.Random) -> dict:
         return _g(kind, q, "hello", GENERAL_PHRASES["greet_a"], "hello", wrong="good morning")
     animals = rng.sample(sorted(LEGS), 3)
     listed = f"{animals[0]} , {animals[1]} and {animals[2]}"
-    return _g("list", "name three animals", "|".join(animals), f"here are three animals : {listed} .",
-              listed, wrong="milk , bread and water")
+    ex = _g("list", "name three animals", "three animals", f"here are three animals : {listed} .",
+            listed, wrong="milk , bread and water")
+    ex["verifier"] = "animals"
+    return ex
 
 
 def _g(kind, prompt, ref, full, terse, wrong) -> dict:

@@ -1,0 +1,148 @@
+"""Reward models on the base model with a scalar head (R1 stage 4's helpfulness and safety models).
+
+    r1lab rm --kind helpfulness --out runs/rm-help      # pairwise Bradley-Terry on preference pairs
+    r1lab rm --kind safety --out runs/rm-safety         # pointwise: is the whole response safe?
+
+Data: JSONL, helpfulness rows {"prompt", "chosen", "rejected"}, safety rows {"prompt", "response",
+"label" (1 safe, 0 unsafe)}; without --data the embedded world's data are generated (train split for
+training, held-out split for the accuracy reported in OUT/rm.json).
+The loop: batches of pairs (or labelled responses) -> scores -> Bradley-Terry (or binary
+cross-entropy) loss -> AdamW -> held-out accuracy at the end. Paper: batch 256, lr 6e-6, one epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import atomic_folder
+from ..config import check_positive, opt, write_json
+from ..errors import UserError
+from ..logs import MetricsLog
+from ..losses import bradley_terry_loss, pointwise_loss
+from ..model import load_tokenizer, pick_device, resolve_model_path
+from ..rewards.models import rm_text
+from ..tasks.files import load_examples
+
+
+@dataclass
+class RMConfig:
+    kind: str = opt("helpfulness", "'helpfulness' (pairwise Bradley-Terry) or 'safety' (pointwise)",
+                    ["helpfulness", "safety"])
+    model: str = opt("base", "backbone: a local Hugging Face causal LM folder, or 'base'")
+    data: str = opt("", "training JSONL (empty: generate the embedded world's data)")
+    eval_data: str = opt("", "held-out JSONL (empty: the embedded world's held-out split)")
+    out: str = opt("runs/rm", "output folder: the reward model (Hugging Face format), rm.json, metrics.jsonl")
+    seed: int = opt(0, "seed of the data and its order")
+    examples: int = opt(2000, "generated training examples (embedded world only)")
+    epochs: int = opt(2, "passes over the data")
+    lr: float = opt(3e-4, "AdamW learning rate")
+    batch: int = opt(32, "pairs (or labelled responses) per step")
+    device: str = opt("auto", "'auto', 'cpu' or 'cuda'")
+    log_every: int = opt(10, "steps between terminal lines")
+
+
+def load_data(cfg: RMConfig) -> tuple[list[dict], list[dict]]:
+    fields = ("prompt", "chosen", "rejected") if cfg.kind == "helpfulness" else ("prompt", "response", "label")
+    if cfg.data:
+        train = load_examples(cfg.data, required=fields)
+        held = load_examples(cfg.eval_data, required=fields) if cfg.eval_data else []
+    else:
+        from ..tasks.toy import datasets as D
+
+        make = D.preference_pairs if cfg.kind == "helpfulness" else D.safety_examples
+        train, held = make(cfg.examples, "train", cfg.seed), make(max(200, cfg.examples // 5), "test", cfg.seed)
+    if cfg.kind == "safety":
+        for row in train + held:
+            if row["label"] not in (0, 1, "0", "1"):
+                raise UserError(f"{cfg.data or 'safety data'}:{row.get('_line', '?')}: field 'label' must be 0 or 1")
+            row["label"] = int(row["label"])
+    return train, held
+
+
+def _scores(model, tokenizer, prompts, responses, device) -> torch.Tensor:
+    enc = tokenizer([rm_text(p, r) for p, r in zip(prompts, responses)], return_tensors="pt", padding=True,
+                    truncation=True, max_length=model.config.max_position_embeddings,
+                    add_special_tokens=False).to(device)
+    return model(**enc).logits[:, 0]
+
+
+def batch_loss(model, tokenizer, rows, kind, device) -> tuple[torch.Tensor, float]:
+    """Loss and accuracy of one batch (pairwise: chosen scored above rejected; pointwise: sign right)."""
+    prompts = [r["prompt"] for r in rows]
+    if kind == "helpfulness":
+        s = _scores(model, tokenizer, prompts + prompts, [r["chosen"] for r in rows] + [r["rejected"] for r in rows],
+                    device)
+        chosen, rejected = s[:len(rows)], s[len(rows):]
+        return bradley_terry_loss(chosen, rejected), float((chosen > rejected).float().mean())
+    s = _scores(model, tokenizer, prompts, [r["response"] for r in rows], device)
+    labels = torch.tensor([r["label"] for r in rows], device=device, dtype=torch.float)
+    return pointwise_loss(s, labels), float(((s > 0).float() == labels).float().mean())
+
+
+@torch.no_grad()
+def accuracy(model, tokenizer, rows, kind, device, batch=64) -> float:
+    if not rows:
+        return float("nan")
+    model.eval()
+    hits = 0.0
+    for s in range(0, len(rows), batch):
+        _, acc = batch_loss(model, tokenizer, rows[s:s + batch], kind, device)
+        hits += acc * len(rows[s:s + batch])
+    model.train()
+    return hits / len(rows)
+
+
+def train(cfg: RMConfig) -> Path:
+    """Train a reward model; returns its folder (OUT/model), which scores with `RewardModel`."""
+    from transformers import AutoModelForSequenceClassification
+
+    check_positive(cfg, ["examples", "epochs", "lr", "batch", "log_every"])
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(cfg, out / "config.json")
+    device = pick_device(cfg.device)
+    train_rows, held = load_data(cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    tokenizer.padding_side = "right"
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(resolve_model_path(cfg.model)), num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(device).train()
+    before = accuracy(model, tokenizer, held, cfg.kind, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = max(1, len(train_rows) // cfg.batch)
+    log = MetricsLog(out, f"rm-{cfg.kind}", total=steps_per_epoch * cfg.epochs)
+    step = 0
+    for epoch in range(cfg.epochs):
+        order = list(range(len(train_rows)))
+        random.Random(f"rm-{cfg.seed}-{epoch}").shuffle(order)
+        for i in range(steps_per_epoch):
+            t0 = time.perf_counter()
+            rows = [train_rows[j] for j in order[i * cfg.batch:(i + 1) * cfg.batch]]
+            loss, acc = batch_loss(model, tokenizer, rows, cfg.kind, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if step % cfg.log_every == 0:
+                log.log(step, {"loss": float(loss.detach()), "accuracy": acc, "grad_norm": float(grad_norm),
+                               "t_step": time.perf_counter() - t0})
+            step += 1
+    log.close()
+    after = accuracy(model, tokenizer, held, cfg.kind, device)
+    report = {"kind": cfg.kind, "held_out_accuracy": after, "held_out_accuracy_before": before,
+              "n_train": len(train_rows), "n_held_out": len(held),
+              "metric": "pairwise accuracy (chosen > rejected)" if cfg.kind == "helpfulness"
+              else "accuracy of the safe/unsafe call"}
+    with atomic_folder(out / "model") as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+    (out / "rm.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"rm {cfg.kind}: held-out accuracy {before:.3f} -> {after:.3f} ({len(held)} examples)")
+    return out / "model"
