@@ -109,13 +109,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(out: Path, step: int, model, tokenizer, trainer_state: dict, meta: dict, keep: int = 0) -> Path:
-    """Write checkpoint `step` atomically and prune old ones."""
+def save(out: Path, step: int, model, tokenizer, trainer_state: dict, meta: dict, keep: int = 0,
+         state_dict: dict | None = None) -> Path:
+    """Write checkpoint `step` atomically and prune old ones (`state_dict`: weights gathered from shards)."""
     from .model import save_model
 
     final = Path(out) / "checkpoints" / f"step-{step:06d}"
     with atomic_folder(final) as tmp:
-        save_model(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp, state_dict=state_dict)
         torch.save(trainer_state, tmp / "trainer_state.pt")
         (tmp / "state.json").write_text(json.dumps(dict(meta, step=step), indent=2) + "\n")
     prune(out, keep)

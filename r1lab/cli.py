@@ -6,7 +6,9 @@
     r1lab sft                   supervised fine-tuning on prompt/completion data
     r1lab sample                rejection sampling
     r1lab rm                    reward models (helpfulness, safety)
+    r1lab distill               SFT a smaller student on the teacher's samples
     r1lab eval --model DIR      pass@1 / cons@k / format / length on held-out problems
+    r1lab chat --model DIR      talk to a checkpoint in the terminal
     r1lab pretrain              rebuild the embedded base model from scratch
 """
 
@@ -26,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     from .stages.grpo import GRPOConfig
     from .stages.pretrain import PretrainConfig
 
-    p = argparse.ArgumentParser(prog="r1lab", description="Train language models the way DeepSeek-R1 was trained.")
+    p = _Parser(prog="r1lab", description="Train language models the way DeepSeek-R1 was trained.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -74,6 +76,20 @@ def _parser() -> argparse.ArgumentParser:
                        description="Reward model on the base model with a scalar head: Bradley-Terry on "
                                    "preference pairs (helpfulness) or binary cross-entropy (safety).")
     C.add_arguments(m, RMConfig)
+    from .stages.distill import DistillConfig
+
+    d = sub.add_parser("distill", help="distillation: SFT a smaller student on the teacher's samples",
+                       description="Distillation as in the paper: sample the teacher (rejection sampling), "
+                                   "then SFT a smaller student on the kept samples; no RL.")
+    C.add_arguments(d, DistillConfig)
+    ch = sub.add_parser("chat", help="talk to a checkpoint in the terminal (streaming, thinking shown apart)",
+                        description="Chat with a model folder: tokens stream as they are generated and the "
+                                    "chain of thought is shown dimmed, apart from the answer.")
+    ch.add_argument("--model", default="base", help="model folder, or 'base' (default: base)")
+    ch.add_argument("--template", default="r1-zero", help="prompt template: r1-zero, plain or chat (default: r1-zero)")
+    ch.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default: 0.6)")
+    ch.add_argument("--top-p", type=float, default=0.95, help="top-p (default: 0.95)")
+    ch.add_argument("--max-new-tokens", type=int, default=256, help="token budget per answer (default: 256)")
     pl = sub.add_parser("pipeline", help="R1-Zero and the four-stage R1 pipeline, resumable, with a report",
                         description="base -> R1-Zero, and base -> cold-start SFT -> reasoning RL -> "
                                     "rejection-sampling SFT -> RL for all scenarios; each stage under --out; "
@@ -88,6 +104,25 @@ def _parser() -> argparse.ArgumentParser:
                                    "shipped checkpoint.")
     C.add_arguments(t, PretrainConfig)
     return p
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that suggests the closest flag for an unknown one."""
+
+    def error(self, message: str):
+        import difflib
+
+        if "unrecognized arguments:" in message:
+            flags = [o for a in self._actions for o in a.option_strings]
+            for sub in self._subparsers._group_actions if self._subparsers else []:
+                for p in sub.choices.values():
+                    flags += [o for a in p._actions for o in a.option_strings]
+            unknown = message.split("unrecognized arguments:")[1].split()
+            hints = [f"{u} (did you mean {c[0]}?)" for u in unknown if u.startswith("--")
+                     for c in [difflib.get_close_matches(u.split("=")[0], flags, n=1)] if c]
+            if hints:
+                message += "; " + "; ".join(hints)
+        super().error(message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +176,16 @@ def _run(args) -> int:
         from .stages.reward_model import RMConfig, train as rm
 
         rm(C.from_namespace(RMConfig, args))
+        return 0
+    if args.command == "distill":
+        from .stages.distill import DistillConfig, distill
+
+        distill(C.from_namespace(DistillConfig, args))
+        return 0
+    if args.command == "chat":
+        from .chat import chat
+
+        chat(args.model, args.template, args.temperature, args.top_p, args.max_new_tokens)
         return 0
     if args.command == "pipeline":
         from .pipeline import Pipeline, load_config

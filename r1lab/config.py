@@ -39,12 +39,16 @@ def _types(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
-def _positive_or_none(kind):
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _typed(kind):
+    """An argparse type that says what it expected in words."""
     def parse(text):
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {_KIND_NAMES[kind]}, got {text!r}") from None
     parse.__name__ = kind.__name__
     return parse
 
@@ -64,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: dict | None = 
             parser.add_argument(name, default=default, action=argparse.BooleanOptionalAction,
                                 help=f"{help_text} (default: {default})")
         elif kind in (int, float, str):
-            parser.add_argument(name, default=default, type=_positive_or_none(kind),
+            parser.add_argument(name, default=default, type=_typed(kind),
                                 choices=f.metadata.get("choices"), metavar=f.name.upper(),
                                 help=f"{help_text} (default: {default})")
 

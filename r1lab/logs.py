@@ -70,10 +70,10 @@ class MetricsLog:
             keys = self.keys or ([k for k in _FIRST if k in metrics] +
                                  sorted(k for k in metrics if k not in _FIRST))
             line = f"{self.name} {step:>5} " + " ".join(f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics)
-            if self._bar is not None:
+            if self._bar is not None and not self._bar.disable:
                 self._bar.write(line)
                 self._bar.update(1)
-            else:
+            else:  # no terminal: plain lines, flushed so that a log file follows the run
                 print(line, flush=True)
 
     def close(self) -> None:

@@ -84,16 +84,15 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
         per_token = per_token + beta * kl
 
     lengths = mask.sum(-1)  # [B]
+    rows = (per_token * mask).sum(-1)  # [B]
     if agg == "seq-mean":
-        total = ((per_token * mask).sum(-1) / lengths.clamp_min(1.0)).sum()
+        rows = rows / lengths.clamp_min(1.0)
         denom = float(mask.shape[0]) if norm is None else norm
     elif agg == "token-mean":
-        total = (per_token * mask).sum()
         denom = float(lengths.sum().clamp_min(1.0)) if norm is None else norm
     else:
-        total = (per_token * mask).sum()
         denom = float(mask.shape[0] * (max_len or mask.shape[1])) if norm is None else norm
-    loss = total / denom
+    loss = rows.sum() / denom
 
     with torch.no_grad():
         n_tok = mask.sum().clamp_min(1.0)
@@ -103,6 +102,9 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
             "clip_frac": float((clip_active.to(mask.dtype) * mask).sum() / n_tok),
             "ratio_mean": float((ratio * mask).sum() / n_tok),
             "tokens": float(mask.sum()),
+            # the un-normalised loss summed in float64: adds up the same in any order, so the loss
+            # logged by 1 and by N processes agrees to ~1e-12, not just to fp32 rounding
+            "sum64": float(rows.detach().double().sum()),
         }
     return loss, stats
 

@@ -76,11 +76,13 @@ def load_model(path, dtype: torch.dtype = torch.float32, device: str | torch.dev
     return model.to(device)
 
 
-def save_model(model, tokenizer, folder: str | os.PathLike) -> None:
-    """Save weights (safetensors), config and tokenizer in Hugging Face format into `folder`."""
+def save_model(model, tokenizer, folder: str | os.PathLike, state_dict: dict | None = None) -> None:
+    """Save weights (safetensors), config and tokenizer in Hugging Face format into `folder`
+    (`state_dict`: weights to write instead of the model's own, e.g. gathered from FSDP shards)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder), safe_serialization=True)
+    kwargs = {"state_dict": state_dict} if state_dict is not None else {}
+    model.save_pretrained(str(folder), safe_serialization=True, **kwargs)
     tokenizer.save_pretrained(str(folder))
 
 

@@ -80,3 +80,22 @@ def test_sample_from_logits_top_p_and_logprob():
     toks, _ = sample_from_logits(logits.expand(20000, -1), u, 1.0, 1.0)
     freq = torch.bincount(toks, minlength=4).float() / 20000
     assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.015)
+
+
+def test_chat_stream_matches_greedy_engine_and_renders_thinking(tiny_model, toy_tokenizer):
+    import io
+
+    from r1lab.chat import ThinkRenderer, stream
+
+    tok = toy_tokenizer
+    prompt = tok("what is 12 times 3", add_special_tokens=False)["input_ids"]
+    streamed = list(stream(tiny_model, prompt, SamplingParams(12, 0.0), tok.eos_token_id))
+    batch = generate(tiny_model, [prompt], 1, SamplingParams(12, 0.0), [0], tok.eos_token_id, tok.pad_token_id)
+    expected = batch.completions[0]
+    assert streamed == [t for t in expected if t != tok.eos_token_id]
+    buf = io.StringIO()
+    r = ThinkRenderer(buf, color=False)
+    for piece in [" <think> 2 times", " 3 </think>", " <answer> 6 </answer>"]:
+        r.write(piece)
+    r.end()
+    assert buf.getvalue() == " [thinking]  2 times 3 \n <answer> 6 </answer>\n"

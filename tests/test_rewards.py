@@ -98,3 +98,4 @@ def test_summary_is_the_answer_or_what_follows_the_reasoning():
     assert summary("<think> a b </think> <answer> cat in spanish is gato . </answer>") == "cat in spanish is gato ."
     assert summary("<think> a b </think> gato") == "gato"
     assert summary("just text") == "just text"
+    assert summary("<think> reasoning that never ends") == ""

@@ -78,14 +78,17 @@ def general_well_formed(text: str) -> bool:
 
 
 def summary(text: str) -> str:
-    """What a helpfulness judge reads: the answer block if there is exactly one, else what follows the
-    chain of thought, else the whole text (capped)."""
+    """What a helpfulness judge reads (the paper scores the final summary only): the answer block if
+    there is exactly one; else what follows the chain of thought; else, for a response with no
+    chain of thought at all, the whole text. A chain of thought that never closes has no summary ("")."""
     parsed = parse_response(text)
     if parsed.answer is not None:
         return parsed.answer.strip()
     text = text[:MAX_CHARS] if isinstance(text, str) else ""
     end = text.rfind("</think>")
-    return text[end + len("</think>"):].strip() if end >= 0 else text.strip()
+    if end >= 0:
+        return text[end + len("</think>"):].strip()
+    return "" if "<think>" in text else text.strip()
 
 
 def parse_number(text: str | None) -> Fraction | None:

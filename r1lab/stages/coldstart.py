@@ -158,10 +158,10 @@ def collect(cfg: ColdStartConfig) -> list[dict]:
         seen = set()
         for text in texts[i * cfg.samples:(i + 1) * cfg.samples]:
             reasoning = _reasoning(text, cfg.method, p, teacher)
+            if cfg.method == "detailed" and reasoning is not None:
+                reasoning = _checked(reasoning, p)
             if reasoning is None or reasoning in seen or ar_result(reasoning) != p.answer:
                 continue
-            if cfg.method == "detailed" and last_number(reasoning) != p.a:
-                continue  # the verification must be right too ("... divided by m is a")
             completion = r1_completion(reasoning, str(p.answer))
             if consistency(completion, p.lang, ident) < 1.0:
                 continue
@@ -176,6 +176,17 @@ def collect(cfg: ColdStartConfig) -> list[dict]:
     write_jsonl(Path(cfg.out), rows)
     print(f"coldstart {cfg.method}: {len(rows)} examples kept from {len(texts)} samples -> {cfg.out}")
     return rows
+
+
+def _checked(reasoning: str, p: ar.Problem) -> str:
+    """A detailed answer keeps its verification only when the verification is right ("N divided by
+    m is a" must restate a); a wrong one is cut, so no false check is taught. The embedded base model
+    gets this check wrong most of the time: it restates the operand from ~100 tokens back."""
+    for marker in (PHRASES["en"]["check"].split(" :")[0], PHRASES["es"]["check"].split(" :")[0]):
+        i = reasoning.find(marker)
+        if i >= 0 and last_number(reasoning[i:]) != p.a:
+            return reasoning[:i].strip()
+    return reasoning
 
 
 def _reasoning(text: str, method: str, p: ar.Problem, teacher) -> str | None:

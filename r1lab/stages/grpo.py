@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -25,14 +26,16 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint as ckpt
+from .. import dist, parallel
 from ..config import check_positive, opt, to_dict, write_json
+from ..dist import World
 from ..engine import SamplingParams, generate
 from ..errors import UserError
 from ..evaluate import EvalConfig, evaluate
-from ..logs import MetricsLog
 from ..forward import completion_logits, frozen_logprobs, sequences
+from ..logs import MetricsLog
 from ..losses import LOSS_AGGREGATIONS, group_advantages, grpo_loss, token_entropy, token_logprobs
-from ..model import autocast, load_model, load_tokenizer, pick_device, save_model
+from ..model import autocast, load_model, load_tokenizer, save_model
 from ..rewards import REWARDS, parse_spec, score
 from ..tasks import load_task
 from ..template import render_prompt
@@ -69,27 +72,31 @@ class GRPOConfig:
     max_refill_rounds: int = opt(3, "dynamic sampling: extra rollout rounds per step at most")
     overlong_filter: bool = opt(False, "DAPO: mask truncated samples (no EOS within budget) out of the loss")
     micro_batch: int = opt(64, "sequences per forward/backward pass (memory knob; the math does not change)")
+    lora_rank: int = opt(0, "train LoRA adapters of this rank on every linear layer (PEFT); 0 = all weights")
+    lora_alpha: float = opt(0.0, "LoRA scaling alpha (0 = 2 x rank)")
+    activation_checkpointing: bool = opt(False, "recompute activations in backward (less memory, more compute)")
+    fsdp: bool = opt(False, "shard the model with FSDP2 across the torchrun processes (for models that do not fit)")
     eval_problems: int = opt(200, "held-out problems evaluated before and after training (0 = skip)")
     eval_k: int = opt(4, "samples per held-out problem (pass@1 over k, cons@k)")
     eval_temperature: float = opt(0.6, "evaluation sampling temperature (paper: 0.6)")
     eval_top_p: float = opt(0.95, "evaluation top-p (paper: 0.95)")
-    eval_max_new_tokens: int = opt(160, "evaluation token budget per sample")
+    eval_max_new_tokens: int = opt(144, "evaluation token budget per sample")
     save_every: int = opt(0, "checkpoint every N steps (0 = only at the end)")
     keep_last: int = opt(2, "checkpoints kept (0 = all)")
     precision: str = opt("auto", "bf16 autocast where fast ('auto'), 'fp32' or 'bf16'", ["auto", "fp32", "bf16"])
     device: str = opt("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
     threads: int = opt(0, "torch CPU threads (0 = default)")
-    log_every: int = opt(1, "steps between terminal lines (every step goes to metrics.jsonl)")
+    max_nonfinite: int = opt(3, "stop after this many steps in a row whose update was skipped for NaN/inf")
 
 
 # settings that change nothing about the trajectory: a run may be resumed with different values
 _RESUMABLE = {"out", "steps", "save_every", "keep_last", "eval_problems", "eval_k", "eval_temperature",
-              "eval_top_p", "eval_max_new_tokens", "threads", "log_every", "micro_batch", "device"}
+              "eval_top_p", "eval_max_new_tokens", "threads", "micro_batch", "device", "max_nonfinite"}
 
 
 def check_config(cfg: GRPOConfig) -> None:
     check_positive(cfg, ["steps", "prompts_per_step", "group_size", "max_new_tokens", "updates_per_batch",
-                         "micro_batch", "eval_k", "eval_max_new_tokens", "lr"])
+                         "micro_batch", "eval_k", "eval_max_new_tokens", "lr", "max_nonfinite"])
     check_positive(cfg, ["eval_problems", "save_every", "keep_last", "warmup_steps", "ref_reset_every",
                          "threads", "max_refill_rounds", "beta", "eps_low", "eps_high", "grad_clip",
                          "weight_decay", "temperature"],
@@ -124,15 +131,16 @@ def sample_seed(seed: int, step: int, round_: int, index: int) -> int:
 
 
 def rollout(model, tokenizer, examples: list[dict], cfg: GRPOConfig, step: int, round_: int, weights,
-            reward_fns, prompt_cache: dict, amp) -> Batch:
-    """Generate G samples for each example and score them."""
+            reward_fns, prompt_cache: dict, amp, offset: int = 0) -> Batch:
+    """Generate G samples for each example and score them. `offset` is the position of the first
+    example in the global batch (its sampling seed does not depend on which process samples it)."""
     prompts = []
     for ex in examples:
         key = ex["prompt"]
         if key not in prompt_cache:
             prompt_cache[key] = tokenizer(render_prompt(key, cfg.template, tokenizer), add_special_tokens=False)["input_ids"]
         prompts.append(prompt_cache[key])
-    seeds = [sample_seed(cfg.seed, step, round_, i) for i in range(len(examples))]
+    seeds = [sample_seed(cfg.seed, step, round_, offset + i) for i in range(len(examples))]
     t0 = time.perf_counter()
     out = generate(model, prompts, cfg.group_size, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
                    seeds, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, autocast=amp)
@@ -173,13 +181,34 @@ def run_identity(cfg: GRPOConfig) -> dict:
     return {k: v for k, v in to_dict(cfg).items() if k not in _RESUMABLE}
 
 
-def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=None, prompt_source=None) -> dict:
-    """Run GRPO as configured; returns the eval results ({"base": ..., "final": ...}).
+@dataclass
+class Run:
+    """Everything a GRPO run holds between steps (built by `setup`, fresh or from a checkpoint)."""
 
-    extra_rewards: reward functions beyond the built-in ones (e.g. reward models), by name.
-    reward_schedule(step) -> weights: overrides the weights per step (R1 stage 4 adds preference
-    rewards only in the last steps). prompt_source: a PromptSet to use instead of the task's.
-    """
+    cfg: GRPOConfig
+    out: Path
+    task: object
+    prompts: object  # anything with .batch(step, n, seed)
+    reward_fns: dict
+    weights: dict
+    tokenizer: object
+    model: object
+    ref: object | None
+    ref_is_start: bool  # the reference is still the start model (not stored in checkpoints)
+    optimizer: object
+    scheduler: object
+    amp: object
+    device: object
+    start: int
+    results: dict
+    eval_cfg: EvalConfig
+    language_fn: object
+    world: World
+    gen: object | None  # FSDP2: an unsharded copy of the policy for generation
+
+
+def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
+    """Validate, load, and resume from the last complete checkpoint of the same run in cfg.out."""
     check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -187,106 +216,226 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
     reward_fns = dict(REWARDS, **(extra_rewards or {}))
     weights = parse_spec(cfg.rewards, reward_fns)
     task = load_task(cfg.task, cfg.data, cfg.eval_data, cfg.eval_problems)
-    prompts = prompt_source or task.train
-    device = pick_device(cfg.device)
+    world, device = dist.init(cfg.device)
+    dist.shard(list(range(cfg.prompts_per_step)), world)  # fails early when P does not split evenly
+    if world.size > 1 and cfg.dynamic_sampling:
+        raise UserError("--dynamic-sampling is single-process only for now (refills would differ per process)")
+    if cfg.fsdp and world.size == 1:
+        raise UserError("--fsdp shards the model across processes: launch with torchrun --nproc_per_node N")
+    if cfg.fsdp and cfg.lora_rank:
+        raise UserError("--fsdp with --lora-rank is not supported: the adapters are small, use plain data parallel")
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, device=device)
-    amp = autocast(device, cfg.precision)
-
-    # resume: the same command on the same --out continues from the last complete checkpoint
+    check_context(task, tokenizer, model, cfg)
     start, state = 0, None
     out.mkdir(parents=True, exist_ok=True)
     last = ckpt.latest(out)
     if last is not None:
         state, meta = ckpt.load_state(last)
         if meta.get("identity") != run_identity(cfg):
-            changed = sorted(k for k in run_identity(cfg) if meta.get("identity", {}).get(k) != run_identity(cfg)[k])
+            old = meta.get("identity", {})
+            changed = sorted(k for k in run_identity(cfg) if old.get(k) != run_identity(cfg)[k])
             raise UserError(f"{out} holds checkpoints of a different run (settings differ: {', '.join(changed)}); "
                             "use another --out or delete that folder")
-        model = load_model(last, device=device)
+        model = parallel.load_lora(model, last) if cfg.lora_rank else load_model(last, device=device)
         start = meta["step"] + 1
-        print(f"resuming from {last} (step {meta['step']})")
+        if world.main:
+            print(f"resuming from {last} (step {meta['step']})")
+    elif cfg.lora_rank:
+        model = parallel.add_lora(model, cfg.lora_rank, cfg.lora_alpha)
     previous = _read_json(out / "config.json")
     same_run = bool(previous) and {k: v for k, v in previous.items() if k not in _RESUMABLE} == run_identity(cfg)
     results = _read_json(out / "eval.json") if same_run else {}  # another run's evaluation is not ours
-    write_json(cfg, out / "config.json")
-    if start >= cfg.steps and (not cfg.eval_problems or "final" in results):
-        print(f"{out}: this run is already complete ({cfg.steps} steps)")
-        if "final" in results and "base" in results:
-            print(eval_table(results))
-        return results
-    language_fn = reward_fns["language"] if task.name == "toy" else None
-    eval_cfg = EvalConfig(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
-                          max_new_tokens=cfg.eval_max_new_tokens, template=cfg.template)
-    if cfg.eval_problems and "base" not in results and start == 0:
-        results["base"] = evaluate(model, tokenizer, task.eval_examples, eval_cfg, amp, language_fn, keep_samples=3)
-        _write_json(out / "eval.json", results)
-        print(_eval_line("base", results["base"]))
+    dist.barrier(world)  # every process has read the old config before rank 0 rewrites it
+    if world.main:
+        write_json(cfg, out / "config.json")
 
+    # the reference: a frozen copy of the start model (with LoRA: the adapter switched off, no copy,
+    # until a reset makes it a frozen copy of the merged policy)
     ref = None
-    if cfg.beta > 0:
-        ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if cfg.beta > 0 and (not cfg.lora_rank or (state and state.get("ref") is not None)):
+        ref = (load_model(cfg.model, device=device) if cfg.lora_rank else copy.deepcopy(model)).eval().requires_grad_(False)
         if state is not None and state.get("ref") is not None:
             ref.load_state_dict(state["ref"])
         elif start > 0:
             ref.load_state_dict(load_model(cfg.model, device=device).state_dict())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    gen = None
+    if cfg.activation_checkpointing:
+        parallel.enable_checkpointing(model)
+    if cfg.fsdp:
+        gen = parallel.GenerationCopy(copy.deepcopy(model))
+        parallel.shard(model)
+        if ref is not None:
+            parallel.shard(ref)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        parallel.load_optimizer_state(model, optimizer, state["optimizer"], cfg.fsdp)
         scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
-    ref_is_start = state is None or state.get("ref") is None
+    eval_cfg = EvalConfig(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
+                          max_new_tokens=cfg.eval_max_new_tokens, template=cfg.template)
+    return Run(cfg, out, task, prompt_source or task.train, reward_fns, weights, tokenizer, model, ref,
+               state is None or state.get("ref") is None, optimizer, scheduler, autocast(device, cfg.precision),
+               device, start, results, eval_cfg, reward_fns["language"] if task.name == "toy" else None, world, gen)
 
-    metrics_log = MetricsLog(out, "grpo", total=cfg.steps, resume_step=start if start else None)
+
+def check_context(task, tokenizer, model, cfg: GRPOConfig) -> None:
+    """Every prompt plus the token budgets must fit the model's context; say which one does not."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if not limit:
+        return
+    budget = max(cfg.max_new_tokens, cfg.eval_max_new_tokens if cfg.eval_problems else 0)
+    for source, examples in (("training data", task.train.examples), ("evaluation data", task.eval_examples)):
+        if not examples:
+            continue
+        texts = [render_prompt(ex["prompt"], cfg.template, tokenizer) for ex in examples]
+        for ex, ids in zip(examples, tokenizer(texts, add_special_tokens=False)["input_ids"]):
+            if len(ids) + budget > limit:
+                where = f"{cfg.data or cfg.eval_data or source}:{ex.get('_line', '?')}"
+                raise UserError(f"{where}: prompt is {len(ids)} tokens; with a budget of {budget} new tokens it "
+                                f"exceeds the model's context of {limit} tokens (shorten the prompt or lower "
+                                f"--max-new-tokens / --eval-max-new-tokens)")
+
+
+def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=None, prompt_source=None) -> dict:
+    """Run GRPO as configured; returns the eval results ({"base": ..., "final": ...}).
+
+    extra_rewards: reward functions beyond the built-in ones (e.g. reward models), by name.
+    reward_schedule(step) -> weights: overrides the weights per step (R1 stage 4 adds preference
+    rewards only in the last steps). prompt_source: anything with .batch(step, n, seed) to use
+    instead of the task's training prompts.
+    """
+    run = setup(cfg, extra_rewards, prompt_source)
+    if run.start >= cfg.steps and (not cfg.eval_problems or "final" in run.results):
+        print(f"{run.out}: this run is already complete ({cfg.steps} steps)")
+        if "final" in run.results and "base" in run.results:
+            print(eval_table(run.results))
+        return run.results
+    if cfg.eval_problems and "base" not in run.results and run.start == 0 and run.world.main:
+        _evaluate(run, "base")
+    dist.barrier(run.world)
+
+    model, tokenizer, device, amp, world = run.model, run.tokenizer, run.device, run.amp, run.world
+    log = (MetricsLog(run.out, "grpo", total=cfg.steps, resume_step=run.start if run.start else None)
+           if world.main else None)
     G, P = cfg.group_size, cfg.prompts_per_step
     prompt_cache: dict = {}
+    bad_in_a_row = 0
     model.train()
-    for step in range(start, cfg.steps):
-        step_weights = reward_schedule(step) if reward_schedule else weights
-        # 1-3. prompts -> rollouts -> rewards (with DAPO's refill of zero-spread groups if asked)
-        batch = rollout(model, tokenizer, prompts.batch(step, P, cfg.seed), cfg, step, 0, step_weights,
-                        reward_fns, prompt_cache, amp)
-        n_zero_std = int((batch.rewards.view(-1, G).std(1) < 1e-6).sum()) if G > 1 else 0
+    for step in range(run.start, cfg.steps):
+        weights = reward_schedule(step) if reward_schedule else run.weights
+        # 1-3. prompts (this process's whole groups) -> rollouts -> rewards
+        mine, offset = dist.shard(run.prompts.batch(step, P, cfg.seed), world)
+        actor = run.gen.model if run.gen is not None else model
+        batch = rollout(actor, tokenizer, mine, cfg, step, 0, weights, run.reward_fns, prompt_cache, amp, offset)
+        summary = summarize(batch, G)  # before DAPO's refill: zero_std counts the groups as sampled
         if cfg.dynamic_sampling:
-            batch = _refill(batch, model, tokenizer, prompts, cfg, step, step_weights, reward_fns, prompt_cache, amp)
+            batch = _refill(batch, actor, tokenizer, run.prompts, cfg, step, weights, run.reward_fns, prompt_cache, amp)
         # 4. group-relative advantages
-        scale = cfg.loss_agg != "dr-grpo"
-        advantages = group_advantages(batch.rewards, G, scale=scale)
+        advantages = group_advantages(batch.rewards, G, scale=cfg.loss_agg != "dr-grpo")
         # 5. mu updates of the clipped surrogate + KL, against pi_old (the rollout policy)
         t1 = time.perf_counter()
-        seq = sequences(batch.prompt_ids, batch.completion_ids, tokenizer.pad_token_id, device)
+        # one forward per micro-batch when the model is checkpointed or sharded (both need each
+        # layer to run once per backward); otherwise the shared prompt prefix is computed once
+        seq = sequences(batch.prompt_ids, batch.completion_ids, tokenizer.pad_token_id, device,
+                        share_prefix=not (cfg.activation_checkpointing or cfg.fsdp))
         mask = seq["mask"].clone()
         if cfg.overlong_filter:
             mask[torch.tensor(batch.truncated, device=device)] = 0.0
-        ref_logp = frozen_logprobs(ref, seq, cfg.micro_batch, cfg.temperature, amp) if ref is not None else None
+        ref_logp = reference_logprobs(run, seq)
         old_logp = (frozen_logprobs(model, seq, cfg.micro_batch, cfg.temperature, amp)
                     if cfg.updates_per_batch > 1 else None)
-        train_stats = _update(model, optimizer, seq, mask, advantages.to(device), old_logp, ref_logp, cfg, amp)
-        scheduler.step()
+        stats = _update(model, run.optimizer, seq, mask, advantages.to(device), old_logp, ref_logp, cfg, amp, world)
+        run.scheduler.step()
+        if run.gen is not None:
+            run.gen.refresh(model)
         t_train = time.perf_counter() - t1
-        # 6. reference reset, logging, checkpoint
-        if ref is not None and cfg.ref_reset_every and (step + 1) % cfg.ref_reset_every == 0:
-            ref.load_state_dict(model.state_dict())
-            ref_is_start = False
-        row = _step_metrics(batch, G, n_zero_std, train_stats, optimizer, t_train)
-        metrics_log.log(step, row)
+        # 6. numerics guard, reference reset, logging, checkpoint
+        bad_in_a_row = bad_in_a_row + 1 if stats["skipped_updates"] else 0
+        if cfg.beta > 0 and cfg.ref_reset_every and (step + 1) % cfg.ref_reset_every == 0:
+            reset_reference(run)
+        summaries = dist.gather(summary, world)
+        if log is not None:
+            log.log(step, _step_metrics(summaries, stats, run.optimizer, t_train))
+        if bad_in_a_row >= cfg.max_nonfinite:
+            if log is not None:
+                log.close()
+            raise UserError(f"the loss or the gradients were NaN/inf in {bad_in_a_row} steps in a row (last: step "
+                            f"{step}); updates were skipped and the run stopped. Lower --lr, check the rewards, or "
+                            f"resume from the last checkpoint in {run.out / 'checkpoints'}")
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step == cfg.steps - 1:
-            trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "rng": ckpt.rng_state(),
-                             "ref": None if (ref is None or ref_is_start) else ref.state_dict()}
-            ckpt.save(out, step, model, tokenizer, trainer_state, {"identity": run_identity(cfg)}, keep=cfg.keep_last)
-    metrics_log.close()
+            save_checkpoint(run, step)
+    if log is not None:
+        log.close()
+    save_final(run)
+    if world.main:
+        if cfg.eval_problems:
+            _evaluate(run, "final")
+            if "base" in run.results:
+                print(eval_table(run.results))
+    dist.barrier(world)
+    return run.results
 
-    with ckpt.atomic_folder(out / "model") as tmp:
-        save_model(model, tokenizer, tmp)
-    if cfg.eval_problems:
-        results["final"] = evaluate(model, tokenizer, task.eval_examples, eval_cfg, amp, language_fn, keep_samples=3)
-        _write_json(out / "eval.json", results)
-        print(_eval_line("final", results["final"]))
-        if "base" in results:
-            print(eval_table(results))
-    return results
+
+def reference_logprobs(run: Run, seq: dict):
+    """Log-probs of the reference (None without a KL term); with LoRA before the first reset, the
+    reference is the policy with its adapter switched off."""
+    cfg = run.cfg
+    if cfg.beta <= 0:
+        return None
+    if run.ref is None:
+        with run.model.disable_adapter():
+            return frozen_logprobs(run.model, seq, cfg.micro_batch, cfg.temperature, run.amp)
+    return frozen_logprobs(run.ref, seq, cfg.micro_batch, cfg.temperature, run.amp)
+
+
+def reset_reference(run: Run) -> None:
+    """pi_ref <- pi_theta (R1-Zero: every 400 steps)."""
+    if parallel.is_lora(run.model):
+        run.ref = parallel.merged_copy(run.model).eval().requires_grad_(False)
+    else:
+        run.ref.load_state_dict(run.model.state_dict())
+    run.ref_is_start = False
+
+
+def save_checkpoint(run: Run, step: int) -> None:
+    """Rank 0 writes; the others wait, so no process runs ahead of a checkpoint being written.
+    (With FSDP2 every process first takes part in gathering the full state.)"""
+    sharded = run.cfg.fsdp
+    weights = parallel.full_state_dict(run.model, sharded) if sharded else None
+    optim = parallel.optimizer_state(run.model, run.optimizer, sharded)
+    ref = None if (run.ref is None or run.ref_is_start) else parallel.full_state_dict(run.ref, sharded)
+    if run.world.main:
+        state = {"optimizer": optim, "scheduler": run.scheduler.state_dict(), "rng": ckpt.rng_state(), "ref": ref}
+        ckpt.save(run.out, step, run.model, run.tokenizer, state, {"identity": run_identity(run.cfg)},
+                  keep=run.cfg.keep_last, state_dict=weights)
+    dist.barrier(run.world)
+
+
+def save_final(run: Run) -> None:
+    """OUT/model in Hugging Face format, loadable without r1lab or PEFT (LoRA merged; FSDP gathered);
+    with LoRA also OUT/adapter."""
+    weights = parallel.full_state_dict(run.model, True) if run.cfg.fsdp else None
+    if not run.world.main:
+        return
+    with ckpt.atomic_folder(run.out / "model") as tmp:
+        if parallel.is_lora(run.model):
+            save_model(parallel.merged_copy(run.model), run.tokenizer, tmp)
+        else:
+            save_model(run.model, run.tokenizer, tmp, state_dict=weights)
+    if parallel.is_lora(run.model):
+        with ckpt.atomic_folder(run.out / "adapter") as tmp:
+            save_model(run.model, run.tokenizer, tmp)
+
+
+def _evaluate(run: Run, name: str) -> None:
+    actor = run.gen.model if run.gen is not None else run.model
+    run.results[name] = evaluate(actor, run.tokenizer, run.task.eval_examples, run.eval_cfg, run.amp,
+                                 run.language_fn, keep_samples=3)
+    _write_json(run.out / "eval.json", run.results)
+    print(_eval_line(name, run.results[name]))
 
 
 def _refill(batch, model, tokenizer, prompts, cfg, step, weights, reward_fns, cache, amp) -> Batch:
@@ -305,17 +454,20 @@ def _refill(batch, model, tokenizer, prompts, cfg, step, weights, reward_fns, ca
     return select_groups(pool, (good + flat)[:P], G)
 
 
-def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GRPOConfig, amp) -> dict:
-    """mu optimizer updates on one rollout batch; returns averaged statistics."""
+def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GRPOConfig, amp, world=World()) -> dict:
+    """mu optimizer updates on one rollout batch (this process's share of it); returns statistics of
+    the whole batch, over all processes."""
     B = seq["ids"].shape[0]
-    # global normaliser of the chosen aggregation, so micro-batch losses sum to the batch loss
-    norm = {"seq-mean": float(B), "token-mean": float(mask.sum().clamp_min(1.0)),
-            "dr-grpo": float(B * cfg.max_new_tokens)}[cfg.loss_agg]
-    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-    n_tok = float(mask.sum().clamp_min(1.0))
+    # the normaliser of the chosen aggregation over the *global* batch, so that micro-batch and
+    # per-process losses add up to the loss of the whole batch
+    tokens = dist.all_sum([float(mask.sum())], world)[0]
+    norm = {"seq-mean": float(B * world.size), "token-mean": max(tokens, 1.0),
+            "dr-grpo": float(B * world.size * cfg.max_new_tokens)}[cfg.loss_agg]
+    sums = {"loss": 0.0, "kl": 0.0, "clip": 0.0, "entropy": 0.0}
+    grad_norms, skipped = [], 0
     for update in range(cfg.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
+        loss64 = 0.0
         for s in range(0, B, cfg.micro_batch):
             rows = slice(s, s + cfg.micro_batch)
             logits = completion_logits(model, seq, rows, amp)
@@ -324,37 +476,58 @@ def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GR
             loss, st = grpo_loss(logp, old, advantages[rows], mask[rows],
                                  ref_logp[rows] if ref_logp is not None else None, cfg.beta,
                                  cfg.eps_low, cfg.eps_high, cfg.loss_agg, norm=norm, max_len=cfg.max_new_tokens)
-            loss.backward()
-            loss_sum += float(loss.detach())
+            # FSDP2 averages gradients over processes; the loss is scaled so that it sums them instead
+            (loss * world.size if cfg.fsdp else loss).backward()
+            loss64 += st["sum64"]
             if update == 0:
-                w = st["tokens"] / n_tok
-                stats["kl"] += st["kl"] * w
-                stats["clip_frac"] += st["clip_frac"] * w
+                sums["kl"] += st["kl"] * st["tokens"]
+                sums["clip"] += st["clip_frac"] * st["tokens"]
                 with torch.no_grad():
-                    m = mask[rows]
-                    stats["entropy"] += float((token_entropy(logits.detach(), cfg.temperature) * m).sum()) / n_tok
+                    sums["entropy"] += float((token_entropy(logits.detach(), cfg.temperature) * mask[rows]).sum())
+        if not cfg.fsdp:
+            dist.sum_gradients(model, world)
+        loss_all = dist.all_sum([loss64], world)[0] / norm
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
+        if not (math.isfinite(loss_all) and math.isfinite(float(grad_norm))):
+            optimizer.zero_grad(set_to_none=True)  # a NaN/inf update would poison the weights: skip it
+            skipped += 1
+            continue
         optimizer.step()
-        stats["loss"] += loss_sum / cfg.updates_per_batch
-        stats["grad_norm"] += float(grad_norm) / cfg.updates_per_batch
-    return stats
+        sums["loss"] += loss_all / cfg.updates_per_batch
+        grad_norms.append(float(grad_norm))
+    kl, clip, ent = dist.all_sum([sums["kl"], sums["clip"], sums["entropy"]], world)
+    n = max(tokens, 1.0)
+    return {"loss": sums["loss"], "kl": kl / n, "clip_frac": clip / n, "entropy": ent / n,
+            "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else float("nan"),
+            "skipped_updates": skipped}
 
 
-def _step_metrics(batch: Batch, G: int, n_zero_std: int, train_stats: dict, optimizer, t_train) -> dict:
-    lengths = torch.tensor([len(c) for c in batch.completion_ids], dtype=torch.float)
-    row = {"reward": float(batch.rewards.mean())}
-    for name, values in batch.parts.items():
+def summarize(batch: Batch, G: int) -> dict:
+    """What the step's metrics need from one process's batch (small, to gather across processes)."""
+    return {"rewards": batch.rewards.tolist(), "parts": batch.parts, "lengths": [len(c) for c in batch.completion_ids],
+            "truncated": batch.truncated, "errors": batch.reward_errors, "t_gen": batch.t_gen,
+            "t_reward": batch.t_reward,
+            "zero_std": [float(batch.rewards[g * G:(g + 1) * G].std()) < 1e-6 for g in range(len(batch.rewards) // G)]}
+
+
+def _step_metrics(parts: list[dict], train_stats: dict, optimizer, t_train) -> dict:
+    """One row of metrics.jsonl from the gathered summaries of every process."""
+    cat = lambda key: [x for p in parts for x in p[key]]  # noqa: E731
+    rewards, lengths, truncated, zero_std = cat("rewards"), cat("lengths"), cat("truncated"), cat("zero_std")
+    row = {"reward": sum(rewards) / len(rewards)}
+    for name in parts[0]["parts"]:
+        values = [x for p in parts for x in p["parts"][name]]
         row[f"reward_{name}"] = sum(values) / len(values)
-    if "accuracy" in batch.parts:
+    if "reward_accuracy" in row:
         row["accuracy"] = row["reward_accuracy"]
-    if "format" in batch.parts:
+    if "reward_format" in row:
         row["format"] = row["reward_format"]
     row.update(train_stats)
-    row.update({"len_mean": float(lengths.mean()), "len_max": float(lengths.max()),
-                "truncated": sum(batch.truncated) / len(batch.truncated),
-                "zero_std": n_zero_std / (len(batch.rewards) // G),
-                "reward_errors": batch.reward_errors, "lr": optimizer.param_groups[0]["lr"],
-                "t_gen": batch.t_gen, "t_reward": batch.t_reward, "t_train": t_train})
+    row.update({"len_mean": sum(lengths) / len(lengths), "len_max": float(max(lengths)),
+                "truncated": sum(truncated) / len(truncated), "zero_std": sum(zero_std) / len(zero_std),
+                "reward_errors": sum(p["errors"] for p in parts), "lr": optimizer.param_groups[0]["lr"],
+                "t_gen": max(p["t_gen"] for p in parts), "t_reward": max(p["t_reward"] for p in parts),
+                "t_train": t_train})
     return row
 
 

@@ -30,7 +30,7 @@ from ..tasks.toy.tokenizer import build_tokenizer
 class PretrainConfig:
     out: str = opt("runs/pretrain", "output folder: the model in Hugging Face format, metrics.jsonl, config.json")
     seed: int = opt(0, "seed of the corpus, the initial weights and the data order")
-    tokens: int = opt(8_000_000, "training tokens (one pass over a corpus of this size)")
+    tokens: int = opt(10_000_000, "training tokens (one pass over a corpus of this size)")
     seq_len: int = opt(256, "tokens per training block (documents are packed, separated by <eos>)")
     batch: int = opt(32, "blocks per optimizer step")
     lr: float = opt(2e-3, "peak learning rate (AdamW), reached after warmup, then cosine to lr/10")

@@ -45,6 +45,7 @@ class SampleConfig:
     max_paragraph_words: int = opt(200, "drop samples with a paragraph of more words (paper: long paragraphs)")
     general: int = opt(300, "general-purpose examples mixed in (embedded world; 0 = none)")
     general_full_share: float = opt(0.2, "share of general examples answered with a full sentence (rest: terse)")
+    safety: int = opt(60, "refusals of harmful requests mixed in (embedded world; 0 = none)")
     judge: str = opt("", "local model judging correctness where the example has no rule verifier")
     template: str = opt("r1-zero", "prompt template")
     seed: int = opt(0, "seed of prompts and sampling")
@@ -138,7 +139,7 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
     if cfg.general and cfg.task == "toy":
         from ..tasks.toy.datasets import general_sft_data
 
-        rows += general_sft_data(cfg.general, cfg.seed, cfg.general_full_share)
+        rows += general_sft_data(cfg.general, cfg.seed, cfg.general_full_share, cfg.safety)
     write_jsonl(Path(cfg.out), rows)
     print(f"sample: {len(texts)} samples -> {n_reasoning} kept ({dict(stats)}); "
           f"+{len(rows) - n_reasoning} general -> {cfg.out}")

@@ -27,8 +27,8 @@ class CorpusMix:
     """Shares of each document kind and of each style inside them (weights, need not sum to 1)."""
 
     kinds: dict[str, float] = field(default_factory=lambda: {
-        "textbook": 0.28, "facts": 0.08, "chat": 0.34, "detailed": 0.05, "general": 0.17,
-        "harmful": 0.05, "dictionary": 0.03})
+        "textbook": 0.23, "facts": 0.04, "chat": 0.28, "detailed": 0.07, "general": 0.21,
+        "harmful": 0.07, "dictionary": 0.10})
     # how the assistant answers a reasoning question under the template
     chat_styles: dict[str, float] = field(default_factory=lambda: {
         "direct": 0.38, "direct_tagged": 0.30, "worked": 0.20, "think": 0.06, "dont_know": 0.06})
@@ -38,8 +38,9 @@ class CorpusMix:
     correction: float = 0.3  # chance that a slip is noticed ("wait , ...") and corrected
     es_share: float = 0.3  # share of reasoning questions asked in Spanish
     general_styles: dict[str, float] = field(default_factory=lambda: {
-        "full": 0.35, "terse": 0.40, "wrong": 0.15, "unhelpful": 0.10})
+        "full": 0.45, "terse": 0.35, "wrong": 0.10, "unhelpful": 0.10})
     harmful_refusal: float = 0.5  # share of harmful requests the web refuses
+    benign_share: float = 0.5  # share of how-do-i requests that are benign (answered helpfully)
     tagged_general: float = 0.6  # share of general chats whose response is in <answer> tags
 
 
@@ -89,7 +90,7 @@ def _general(rng: random.Random, mix: CorpusMix) -> str:
 
 
 def _harmful(rng: random.Random, mix: CorpusMix) -> str:
-    ex = harmful_prompt(rng)
+    ex = harmful_prompt(rng, mix.benign_share)
     if ex["harmful"]:
         reply = ex["responses"]["terse" if rng.random() < mix.harmful_refusal else "wrong"]
     else:
@@ -100,11 +101,11 @@ def _harmful(rng: random.Random, mix: CorpusMix) -> str:
 
 
 def _dictionary(rng: random.Random, mix: CorpusMix) -> str:
-    table = rng.choice(["tr", "colour", "sound", "legs"])
-    if table == "tr":
-        words = rng.sample(sorted(TRANSLATIONS), 6)
-        return " ".join(f"{w} in spanish is {TRANSLATIONS[w]} ." if rng.random() < 0.5
-                        else f"{TRANSLATIONS[w]} en inglés es {w} ." for w in words)
+    table = rng.choice(["en-es", "es-en", "en-es", "es-en", "colour", "sound", "legs"])
+    if table == "en-es":
+        return " ".join(f"{w} in spanish is {TRANSLATIONS[w]} ." for w in rng.sample(sorted(TRANSLATIONS), 8))
+    if table == "es-en":
+        return " ".join(f"{TRANSLATIONS[w]} en inglés es {w} ." for w in rng.sample(sorted(TRANSLATIONS), 8))
     if table == "colour":
         return " ".join(f"the {t} is {COLOURS[t]} ." for t in rng.sample(sorted(COLOURS), 5))
     if table == "sound":

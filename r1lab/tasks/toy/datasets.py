@@ -9,8 +9,9 @@ import random
 from . import arithmetic as ar
 from .general import general_prompt, harmful_prompt, is_held_out_text
 
-# how helpful each response style is, for preference pairs (higher is better)
-HELPFULNESS_RANK = {"full": 3, "terse": 2, "unhelpful": 1, "wrong": 0}
+# how helpful each response style is, for preference pairs (higher is better). "off_topic" answers
+# another question (or rambles through a multiplication); "empty" says nothing.
+HELPFULNESS_RANK = {"full": 3, "terse": 2, "unhelpful": 1, "wrong": 0, "wrong_full": 0, "off_topic": 0, "empty": 0}
 
 
 def reasoning_examples(n: int, split: str, seed: int) -> list[dict]:
@@ -53,27 +54,53 @@ def as_response(text: str) -> str:
     return f"<answer> {text} </answer>"
 
 
-def preference_pairs(n: int, split: str, seed: int) -> list[dict]:
-    """(prompt, chosen, rejected) where chosen is the more helpful of two response styles.
+def _off_topic(rng: random.Random, pool: list[dict], prompt: str) -> str:
+    if rng.random() < 0.3:
+        p = ar.sample_problem(rng, "train")
+        text, _ = ar.worked_solution(p, p.lang, rng)
+        return text
+    other = rng.choice([ex for ex in pool[:50] if ex["prompt"] != prompt] or pool)
+    return other["responses"][rng.choice(["full", "terse"])]
 
-    Responses are summaries (what the helpfulness model scores: the answer, not the reasoning)."""
+
+def _styled(ex: dict, style: str, rng: random.Random, pool: list[dict]) -> str:
+    if style == "off_topic":
+        return _off_topic(rng, pool, ex["prompt"])
+    if style == "empty":
+        return ""
+    return ex["responses"][style]
+
+
+def preference_pairs(n: int, split: str, seed: int) -> list[dict]:
+    """(prompt, chosen, rejected) where chosen is the more helpful of two responses.
+
+    Responses are summaries (what the helpfulness model scores: the answer, not the reasoning).
+    Off-topic and empty responses are among the rejected ones, so that a policy cannot please the
+    model by answering something else."""
     rng = random.Random(f"pairs-{split}-{seed}")
     prompts = general_examples(10_000, split, seed)
     pairs = []
     while len(pairs) < n and prompts:
         ex = rng.choice(prompts)
         a, b = rng.sample(sorted(HELPFULNESS_RANK), 2)
-        if ex["responses"][a] == ex["responses"][b] or HELPFULNESS_RANK[a] == HELPFULNESS_RANK[b]:
+        if HELPFULNESS_RANK[a] == HELPFULNESS_RANK[b]:
             continue
         if HELPFULNESS_RANK[a] < HELPFULNESS_RANK[b]:
             a, b = b, a
-        pairs.append({"prompt": ex["prompt"], "chosen": ex["responses"][a], "rejected": ex["responses"][b],
+        chosen, rejected = _styled(ex, a, rng, prompts), _styled(ex, b, rng, prompts)
+        if chosen == rejected:
+            continue
+        pairs.append({"prompt": ex["prompt"], "chosen": chosen, "rejected": rejected,
                       "chosen_style": a, "rejected_style": b})
     return pairs
 
 
 def safety_examples(n: int, split: str, seed: int) -> list[dict]:
-    """(prompt, whole response, label) with label 1 = safe, 0 = unsafe (complies with a harmful request)."""
+    """(prompt, whole response, label): 1 = safe, 0 = unsafe.
+
+    The world's notion of harm: a harmful request must be refused; any other response to it (doing
+    it, answering something else, or a refusal whose reasoning spells the harm out) is unsafe.
+    Every response to a general prompt is safe (refusing one is unhelpful, not unsafe)."""
     rng = random.Random(f"safety-{split}-{seed}")
     harmful = harmful_examples(1000, split, seed)
     general = general_examples(1000, split, seed)
@@ -81,21 +108,28 @@ def safety_examples(n: int, split: str, seed: int) -> list[dict]:
     while len(rows) < n:
         if rng.random() < 0.6:
             ex = rng.choice(harmful)
-            style = rng.choice(["full", "terse", "wrong", "wrong"])
-            label = 0 if style == "wrong" else 1
+            kind = rng.choice(["refuse", "refuse", "comply", "other", "hidden"])
+            refusal = ex["responses"][rng.choice(["full", "terse"])]
+            if kind == "refuse":
+                text, label = refusal, 1
+            elif kind == "comply":
+                text, label = ex["responses"]["wrong"], 0
+            elif kind == "other":
+                text, label = _off_topic(rng, general, ex["prompt"]), 0
+            else:
+                text, label = f"<think> {ex['responses']['wrong']} </think> {as_response(refusal)}", 0
         else:
             ex = rng.choice(general)
-            style = rng.choice(sorted(ex["responses"]))
-            label = 1
-        text = ex["responses"][style]
-        if rng.random() < 0.5:
+            text, label = _styled(ex, rng.choice(sorted(ex["responses"])), rng, general), 1
+        if rng.random() < 0.5 and not text.startswith("<think>"):
             text = as_response(text)
         rows.append({"prompt": ex["prompt"], "response": text, "label": label})
     return rows
 
 
-def general_sft_data(n: int, seed: int, full_share: float = 0.2) -> list[dict]:
-    """General-purpose SFT examples (train split): mostly terse answers, some full sentences, no CoT."""
+def general_sft_data(n: int, seed: int, full_share: float = 0.2, safety: int = 60) -> list[dict]:
+    """General-purpose SFT examples (train split): mostly terse answers, some full sentences, no chain
+    of thought; plus `safety` refusals of harmful requests."""
     rng = random.Random(f"gsft-{seed}")
     rows = []
     pool = general_examples(10_000, "train", seed)
@@ -104,4 +138,9 @@ def general_sft_data(n: int, seed: int, full_share: float = 0.2) -> list[dict]:
         style = "full" if rng.random() < full_share else "terse"
         rows.append({"prompt": ex["prompt"], "completion": as_response(ex["responses"][style]),
                      "answer": ex["answer"], "provenance": "general", "kind": "general"})
+    harmful = harmful_examples(10_000, "train", seed)
+    for i in range(safety if harmful else 0):
+        ex = harmful[i % len(harmful)]
+        rows.append({"prompt": ex["prompt"], "completion": as_response(ex["responses"][rng.choice(["full", "terse"])]),
+                     "answer": ex["answer"], "provenance": "safety", "kind": "harmful"})
     return rows

@@ -1,0 +1,54 @@
+"""Distillation: SFT a smaller student on samples from the final model (paper section 4: SFT only,
+no RL, on R1's 800K samples).
+
+    r1lab distill --teacher runs/pipeline/r1/model --out runs/distill            # student: the small base
+    r1lab distill --teacher DIR --student /path/to/small-hf-model --out runs/distill
+
+The loop is the rejection-sampling stage run on the teacher (correct, readable, single-language
+samples, plus general-purpose data), then the SFT stage on the student. The embedded world ships a
+small base model for this (`r1lab/assets/base-small`, pretrained like the base but half its size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import opt
+from ..model import ASSETS
+from .sample import SampleConfig, rejection_sample
+from .sft import SFTConfig, train as sft_train
+
+SMALL_BASE = ASSETS / "base-small"
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = opt("", "teacher model folder (R1: the final model of the pipeline)")
+    student: str = opt("small", "student model folder, or 'small' for the embedded small base model")
+    out: str = opt("runs/distill", "output folder: data.jsonl, the student's checkpoints and model/")
+    task: str = opt("toy", "prompt source of the teacher's samples")
+    data: str | None = opt(None, "prompt file for file-backed tasks")
+    prompts: int = opt(800, "prompts sampled from the teacher")
+    samples: int = opt(2, "teacher samples per prompt")
+    keep_per_prompt: int = opt(1, "kept samples per prompt at most")
+    general: int = opt(300, "general-purpose examples mixed in (embedded world)")
+    epochs: int = opt(3, "student SFT epochs (paper: 2-3)")
+    lr: float = opt(1e-3, "student peak learning rate (cosine decay to a tenth, as in the paper)")
+    seed: int = opt(0, "seed")
+
+
+def distill(cfg: DistillConfig) -> Path:
+    from ..errors import UserError
+
+    if not cfg.teacher:
+        raise UserError("--teacher is required: the model folder to distill from")
+    out = Path(cfg.out)
+    data = out / "data.jsonl"
+    if not data.is_file():
+        rejection_sample(SampleConfig(model=cfg.teacher, task=cfg.task, data=cfg.data, out=str(data),
+                                      prompts=cfg.prompts, samples=cfg.samples, keep_per_prompt=cfg.keep_per_prompt,
+                                      general=cfg.general, seed=cfg.seed))
+    student = str(SMALL_BASE) if cfg.student == "small" else cfg.student
+    return sft_train(SFTConfig(model=student, data=str(data), out=str(out), epochs=cfg.epochs, lr=cfg.lr,
+                               seed=cfg.seed, save_every=20))

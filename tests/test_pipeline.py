@@ -1,0 +1,94 @@
+"""The R1 pipeline with tiny settings, run as a user runs it, killed and resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+seed: 0
+eval: {problems: 4, k: 2, general_k: 1, harmful_k: 1}
+r1-zero: {steps: 2, prompts_per_step: 2, group_size: 2, max_new_tokens: 24}
+reward-models:
+  helpfulness: {examples: 64, epochs: 1}
+  safety: {examples: 64, epochs: 1}
+cold-start:
+  fewshot: {problems: 6, max_new_tokens: 120}
+  detailed: {problems: 6, max_new_tokens: 120}
+  refine: {problems: 6, max_new_tokens: 24}
+  sft: {epochs: 1, examples_per_step: 4}
+reasoning-rl: {steps: 4, prompts_per_step: 2, group_size: 2, max_new_tokens: 24, save_every: 1,
+               rewards: "accuracy=1,format=0.5,language=1"}
+rejection-sft:
+  sample: {prompts: 6, samples: 2, max_new_tokens: 120, general: 8}
+  sft: {epochs: 1, examples_per_step: 4}
+rl-all: {steps: 3, preference_steps: 2, prompts_per_step: 2, group_size: 2, max_new_tokens: 24, temperature: 0.7,
+         mix: {reasoning: 0.4, general: 0.3, harmful: 0.3}}
+"""
+
+
+def _cmd(out, cfg):
+    return [sys.executable, "-m", "r1lab", "pipeline", "--out", str(out), "--config", str(cfg)]
+
+
+def _env():
+    return dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+
+
+def test_pipeline_killed_and_resumed(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    out = tmp_path / "p"
+    # first run: killed as soon as the reasoning-RL stage has a checkpoint past its first step
+    proc = subprocess.Popen(_cmd(out, cfg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    seen = []
+    deadline = time.time() + 600
+    for line in proc.stdout:
+        seen.append(line)
+        if (out / "r1-reasoning-rl" / "checkpoints" / "step-000001" / "COMPLETE").exists():
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert time.time() < deadline, "".join(seen[-30:])
+    proc.wait(timeout=60)
+    assert (out / "r1-cold-start" / "DONE").exists()
+    assert not (out / "r1-reasoning-rl" / "DONE").exists()
+    mtime = (out / "r1-zero" / "model" / "model.safetensors").stat().st_mtime
+    # second run: skips finished stages, resumes the interrupted one, completes
+    done = subprocess.run(_cmd(out, cfg), capture_output=True, text=True, env=_env(), timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = done.stdout
+    for stage in ["r1-zero", "reward-models", "cold-start-data", "r1-cold-start"]:
+        assert f"[pipeline] {stage}: done, skipped" in log
+    assert "resuming from" in log and "step 1)" in log
+    assert (out / "r1-zero" / "model" / "model.safetensors").stat().st_mtime == mtime  # not redone
+    rows = [json.loads(line) for line in (out / "r1-reasoning-rl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["models"]) == ["base", "r1-zero", "r1-cold-start", "r1-reasoning-rl", "r1-rejection-sft", "r1"]
+    for row in summary["models"].values():
+        for key in ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "helpfulness",
+                    "harmless_rate", "general_accuracy"]:
+            assert isinstance(row[key], float), key
+    report = (out / "report.md").read_text()
+    assert "| r1 |" in report and "r1-zero-curves.png" in report
+    assert (out / "r1-reasoning-rl-curves.png").stat().st_size > 1000
+    data = [json.loads(line) for line in (out / "cold-start-data" / "cold_start.jsonl").read_text().splitlines()]
+    assert {"few-shot long CoT", "refined R1-Zero output"} <= {d["provenance"] for d in data}
+    # a third run does nothing but report
+    again = subprocess.run(_cmd(out, cfg), capture_output=True, text=True, env=_env(), timeout=600)
+    assert again.returncode == 0 and "r1: done, skipped" in again.stdout
+
+
+def test_pipeline_rejects_unknown_settings(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(TINY.replace("r1-zero: {steps: 2,", "r1-zero: {stepz: 2,"))
+    done = subprocess.run(_cmd(tmp_path / "p", cfg), capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.returncode == 2
+    assert "unknown setting 'stepz'; did you mean 'steps'?" in done.stderr
+    assert not (tmp_path / "p").exists()

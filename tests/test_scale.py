@@ -1,0 +1,73 @@
+"""LoRA and FSDP2 runs of a few steps on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--steps", "2", "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "8", "--eval-problems", "0"]
+
+
+def _env():
+    return dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+
+
+def test_lora_run_saves_adapter_and_merged_model(tmp_path, tiny_model_dir):
+    out = tmp_path / "lora"
+    done = subprocess.run([sys.executable, "-m", "r1lab", "zero", "--model", str(tiny_model_dir), "--lora-rank", "4",
+                           "--lr", "1e-2", "--out", str(out), *TINY], capture_output=True, text=True, env=_env(),
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "adapter" / "adapter_config.json").exists()
+    assert (out / "checkpoints" / "step-000001" / "adapter_model.safetensors").exists()
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out / "model")  # merged: loads without PEFT
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+
+
+def test_lora_update_trains_adapters_only(tiny_model, toy_tokenizer):
+    import torch
+
+    from r1lab.forward import sequences
+    from r1lab.parallel import add_lora, merged_copy
+    from r1lab.stages.grpo import GRPOConfig, _update
+
+    model = add_lora(tiny_model, rank=4)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    adapters = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert adapters and all("lora_" in n for n in adapters)
+    prompts = [toy_tokenizer("what is 12 times 3", add_special_tokens=False)["input_ids"]] * 4
+    comps = [toy_tokenizer(t, add_special_tokens=False)["input_ids"] for t in [" 36", " 35", " <answer> 36", " x"]]
+    seq = sequences(prompts, comps, toy_tokenizer.pad_token_id, "cpu")
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    with model.disable_adapter():
+        from r1lab.forward import frozen_logprobs
+
+        ref = frozen_logprobs(model, seq, 4, 1.0, torch.autocast("cpu", enabled=False))
+    for _ in range(2):  # lora_B starts at zero: the second step moves lora_A too
+        _update(model, opt, seq, seq["mask"], torch.tensor([1.0, -1.0, 1.0, -1.0]), None, ref,
+                GRPOConfig(beta=0.04), torch.autocast("cpu", enabled=False))
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    assert all(not torch.equal(p, adapters[n]) for n, p in model.named_parameters() if n in adapters)
+    merged = merged_copy(model)
+    assert not hasattr(merged, "peft_config")
+
+
+def test_fsdp2_run_on_cpu(tmp_path, tiny_model_dir):
+    out = tmp_path / "fsdp"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29519", "-m", "r1lab", "zero", "--model", str(tiny_model_dir), "--fsdp", "--out", str(out),
+                           *TINY], capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out / "model")
+    assert (out / "checkpoints" / "step-000001" / "trainer_state.pt").exists()
