@@ -56,6 +56,22 @@ def test_rule_rewriter_makes_mixed_reasoning_single_language():
     assert parse_response(done).well_formed and single_language(done, {"lang": "en"})
 
 
+def test_refine_keeps_only_correct_well_formed_r1_zero_output_and_makes_it_single_language():
+    import random
+
+    from r1lab.stages.coldstart import _reasoning
+    from r1lab.tasks.toy import arithmetic as ar
+
+    p = ar.Problem(a=845, m=6, lang="en")
+    mixed, result = ar.worked_solution(p, "mix", random.Random(0))
+    assert result == p.answer == 5070
+    good = f"<think> {mixed} </think> <answer> 5070 </answer>"
+    refined = _reasoning(good, "refine", p, teacher=None)
+    assert refined is not None and "más" not in refined and refined.endswith("so the answer is 5070 .")
+    assert _reasoning(good.replace("5070 .", "5071 ."), "refine", p, teacher=None) is None  # wrong reasoning
+    assert _reasoning(f"{mixed} <answer> 5070 </answer>", "refine", p, teacher=None) is None  # not well formed
+
+
 def test_world_splits_are_disjoint():
     for make in (D.general_examples, D.harmful_examples):
         train = {e["prompt"] for e in make(10_000, "train", 0)}
