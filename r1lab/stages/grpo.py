@@ -35,7 +35,7 @@ from ..evaluate import EvalConfig, evaluate
 from ..forward import completion_logits, frozen_logprobs, sequences
 from ..logs import MetricsLog
 from ..losses import LOSS_AGGREGATIONS, group_advantages, grpo_loss, token_entropy, token_logprobs
-from ..model import autocast, load_model, load_tokenizer, save_model
+from ..model import autocast, load_model, load_tokenizer, resolve_model_path, save_model
 from ..rewards import REWARDS, parse_spec, score
 from ..tasks import load_task
 from ..template import render_prompt
@@ -71,6 +71,9 @@ class GRPOConfig:
     dynamic_sampling: bool = opt(False, "DAPO: drop groups whose rewards are all equal and refill with new prompts")
     max_refill_rounds: int = opt(3, "dynamic sampling: extra rollout rounds per step at most")
     overlong_filter: bool = opt(False, "DAPO: mask truncated samples (no EOS within budget) out of the loss")
+    rollout: str = opt("hf", "rollout engine: 'hf' (r1lab's engine on the training model) or 'vllm' (a colocated "
+                       "vLLM engine, CUDA only, weights synced after each update)", ["hf", "vllm"])
+    vllm_gpu_memory: float = opt(0.3, "--rollout vllm: share of the GPU's memory vLLM takes (weights + KV cache)")
     micro_batch: int = opt(64, "sequences per forward/backward pass (memory knob; the math does not change)")
     lora_rank: int = opt(0, "train LoRA adapters of this rank on every linear layer (PEFT); 0 = all weights")
     lora_alpha: float = opt(0.0, "LoRA scaling alpha (0 = 2 x rank)")
@@ -91,7 +94,8 @@ class GRPOConfig:
 
 # settings that change nothing about the trajectory: a run may be resumed with different values
 _RESUMABLE = {"out", "steps", "save_every", "keep_last", "eval_problems", "eval_k", "eval_temperature",
-              "eval_top_p", "eval_max_new_tokens", "threads", "micro_batch", "device", "max_nonfinite"}
+              "eval_top_p", "eval_max_new_tokens", "threads", "micro_batch", "device", "max_nonfinite",
+              "rollout", "vllm_gpu_memory"}
 
 
 def check_config(cfg: GRPOConfig) -> None:
@@ -107,6 +111,14 @@ def check_config(cfg: GRPOConfig) -> None:
         raise UserError("--group-size must be >= 2: advantages compare samples within a group")
     if not 0 < cfg.top_p <= 1 or not 0 < cfg.eval_top_p <= 1:
         raise UserError("--top-p and --eval-top-p must be in (0, 1]")
+    if cfg.rollout == "vllm":
+        from ..rollout_vllm import check_available
+
+        check_available()
+        if cfg.fsdp:
+            raise UserError("--rollout vllm with --fsdp is not supported (vLLM is colocated in one process)")
+        if not 0 < cfg.vllm_gpu_memory < 1:
+            raise UserError("--vllm-gpu-memory must be in (0, 1)")
 
 
 @dataclass
@@ -142,8 +154,12 @@ def rollout(model, tokenizer, examples: list[dict], cfg: GRPOConfig, step: int, 
         prompts.append(prompt_cache[key])
     seeds = [sample_seed(cfg.seed, step, round_, offset + i) for i in range(len(examples))]
     t0 = time.perf_counter()
-    out = generate(model, prompts, cfg.group_size, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
-                   seeds, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, autocast=amp)
+    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
+    if isinstance(model, torch.nn.Module):
+        out = generate(model, prompts, cfg.group_size, params, seeds, eos_id=tokenizer.eos_token_id,
+                       pad_id=tokenizer.pad_token_id, autocast=amp)
+    else:  # the vLLM engine
+        out = model.generate(prompts, cfg.group_size, params, seeds, eos_id=tokenizer.eos_token_id)
     G = cfg.group_size
     rows = [ex for ex in examples for _ in range(G)]
     texts = [tokenizer.decode(c[:-1] if c and c[-1] == tokenizer.eos_token_id else c, skip_special_tokens=False)
@@ -204,7 +220,8 @@ class Run:
     eval_cfg: EvalConfig
     language_fn: object
     world: World
-    gen: object | None  # FSDP2: an unsharded copy of the policy for generation
+    gen: object | None  # what generates rollouts when it is not the policy itself: FSDP2's unsharded
+    # copy, or the vLLM engine; .model generates, .refresh(policy) syncs it after each update
 
 
 def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
@@ -262,6 +279,8 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
     gen = None
     if cfg.activation_checkpointing:
         parallel.enable_checkpointing(model)
+    if cfg.rollout == "vllm":
+        gen = _VLLMActor(cfg, model, start)
     if cfg.fsdp:
         gen = parallel.GenerationCopy(copy.deepcopy(model))
         parallel.shard(model)
@@ -279,6 +298,22 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
     return Run(cfg, out, task, prompt_source or task.train, reward_fns, weights, tokenizer, model, ref,
                state is None or state.get("ref") is None, optimizer, scheduler, autocast(device, cfg.precision),
                device, start, results, eval_cfg, reward_fns["language"] if task.name == "toy" else None, world, gen)
+
+
+class _VLLMActor:
+    """--rollout vllm: a vLLM engine started from the policy's weights and refreshed after each update."""
+
+    def __init__(self, cfg: GRPOConfig, policy, start: int):
+        from ..rollout_vllm import VLLMRollout
+
+        limit = getattr(policy.config, "max_position_embeddings", None) or 4096
+        self.model = VLLMRollout(str(resolve_model_path(cfg.model)), gpu_memory_utilization=cfg.vllm_gpu_memory,
+                                 max_model_len=limit, seed=cfg.seed)
+        if start > 0 or cfg.lora_rank:  # resumed (or adapters added): vLLM must sample the current policy
+            self.refresh(policy)
+
+    def refresh(self, policy) -> None:
+        self.model.refresh(parallel.merged_copy(policy) if hasattr(policy, "peft_config") else policy)
 
 
 def check_context(task, tokenizer, model, cfg: GRPOConfig) -> None:
