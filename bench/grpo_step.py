@@ -17,10 +17,10 @@ import time
 import torch
 
 from r1lab.engine import SamplingParams, generate
+from r1lab.forward import completion_logits, frozen_logprobs, sequences
 from r1lab.losses import group_advantages, grpo_loss, token_logprobs
 from r1lab.model import load_model, load_tokenizer
 from r1lab.rewards import parse_spec, score
-from r1lab.forward import completion_logits, frozen_logprobs, sequences
 from r1lab.stages.grpo import Batch
 from r1lab.tasks import load_task
 from r1lab.template import render_prompt

@@ -158,7 +158,8 @@ def _run(args) -> int:
     if args.command == "eval":
         return _eval(args)
     if args.command == "sft":
-        from .stages.sft import SFTConfig, train as sft
+        from .stages.sft import SFTConfig
+        from .stages.sft import train as sft
 
         sft(C.from_namespace(SFTConfig, args))
         return 0
@@ -173,7 +174,8 @@ def _run(args) -> int:
         rejection_sample(C.from_namespace(SampleConfig, args))
         return 0
     if args.command == "rm":
-        from .stages.reward_model import RMConfig, train as rm
+        from .stages.reward_model import RMConfig
+        from .stages.reward_model import train as rm
 
         rm(C.from_namespace(RMConfig, args))
         return 0

@@ -215,8 +215,8 @@ class Pipeline:
                   self.dir("r1-rejection-sft"))
 
     def rl_all(self):
+        from .rewards import REWARDS, parse_spec
         from .rewards.models import RewardModel, helpfulness_reward, safety_reward
-        from .rewards import parse_spec, REWARDS
         from .tasks.toy import datasets as D
 
         sec = self.section("rl-all")

@@ -60,3 +60,35 @@ def test_zero_advantages_and_no_kl_leave_parameters_unchanged(tiny_model, toy_to
     stats = _update(tiny_model, opt, seq, seq["mask"], torch.zeros(4), None, None, cfg, torch.autocast("cpu", enabled=False))
     assert stats["grad_norm"] == 0
     assert all(torch.equal(b, p) for b, p in zip(before, tiny_model.parameters()))
+
+
+def test_nonfinite_update_is_skipped(tiny_model, toy_tokenizer):
+    batch = _batch(toy_tokenizer)
+    seq = sequences(batch.prompt_ids, batch.completion_ids, toy_tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        tiny_model.model.norm.weight[0] = float("nan")  # poisons the logits, hence loss and gradients
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    opt = torch.optim.AdamW(tiny_model.parameters(), lr=1e-3)
+    stats = _update(tiny_model, opt, seq, seq["mask"], torch.tensor([1.0, -1.0, 0.5, -0.5]), None, None,
+                    GRPOConfig(beta=0.0), torch.autocast("cpu", enabled=False))
+    assert stats["skipped_updates"] == 1
+    assert all(torch.equal(b, p) or (torch.isnan(b).any() and torch.isnan(p).any())
+               for b, p in zip(before, tiny_model.parameters()))
+
+
+def test_run_stops_after_repeated_nonfinite_steps(tmp_path, tiny_model_dir, capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from r1lab.cli import main
+
+    bad = tmp_path / "nan_model"
+    shutil.copytree(tiny_model_dir, bad)
+    weights = load_file(bad / "model.safetensors")
+    weights["model.norm.weight"][:] = float("nan")
+    save_file(weights, bad / "model.safetensors", metadata={"format": "pt"})
+    code = main(["zero", "--model", str(bad), "--out", str(tmp_path / "o"), "--steps", "5", "--prompts-per-step",
+                 "2", "--group-size", "2", "--max-new-tokens", "4", "--eval-problems", "0", "--max-nonfinite", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "NaN/inf in 2 steps in a row" in err and "Traceback" not in err

@@ -3,8 +3,16 @@ import math
 import pytest
 import torch
 
-from r1lab.losses import (bradley_terry_loss, group_advantages, grpo_loss, k3_kl, pointwise_loss, sft_loss,
-                          token_entropy, token_logprobs)
+from r1lab.losses import (
+    bradley_terry_loss,
+    group_advantages,
+    grpo_loss,
+    k3_kl,
+    pointwise_loss,
+    sft_loss,
+    token_entropy,
+    token_logprobs,
+)
 
 
 def slow_grpo(logp, old, adv, mask, ref, beta, eps_low, eps_high, agg, max_len):

@@ -17,7 +17,8 @@ from pathlib import Path
 from ..config import opt
 from ..model import ASSETS
 from .sample import SampleConfig, rejection_sample
-from .sft import SFTConfig, train as sft_train
+from .sft import SFTConfig
+from .sft import train as sft_train
 
 SMALL_BASE = ASSETS / "base-small"
 
