@@ -31,6 +31,7 @@ from .tasks import PromptSet
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "pipeline.yaml"
 DONE = "DONE"
 MODELS = ["base", "r1-zero", "r1-cold-start", "r1-reasoning-rl", "r1-rejection-sft", "r1"]
+DISTILLED = "r1-distill-small"  # with a `distill:` section: the small base SFT'd on R1's samples
 SECTIONS = ["seed", "eval", "r1-zero", "reward-models", "cold-start", "reasoning-rl", "rejection-sft", "rl-all",
             "distill"]
 
@@ -112,11 +113,15 @@ class Pipeline:
         self.stage("rejection-data", self.rejection_data)
         self.stage("r1-rejection-sft", self.rejection_sft)
         self.stage("r1", self.rl_all)
-        for name in MODELS:
+        models = list(MODELS)
+        if "distill" in self.cfg:
+            self.stage(DISTILLED, self.distill)
+            models.append(DISTILLED)
+        for name in models:
             self.stage(f"eval-{name}", lambda n=name: self.evaluate(n))
         from .report import write_report
 
-        return write_report(self.out, MODELS)
+        return write_report(self.out, models)
 
     def validate(self) -> None:
         """Check every section against its stage's settings before any work starts."""
@@ -145,6 +150,10 @@ class Pipeline:
             if key not in ("sft", "fewshot", "detailed", "refine"):
                 raise UserError(f"{self.where}: cold-start: unknown key {key!r} (fewshot, detailed, refine, sft)")
             C.from_dict(cls, sec or {}, f"{self.where}: cold-start.{key}")
+        if "distill" in self.cfg:
+            from .stages.distill import DistillConfig
+
+            C.from_dict(DistillConfig, self.section("distill"), f"{self.where}: distill")
         rs = self.section("rejection-sft")
         for key, sec in rs.items():
             if key not in ("sample", "sft"):
@@ -236,6 +245,14 @@ class Pipeline:
         prompts = Phased(PromptSet(reasoning), PromptSet(mixed), switch)
         self._grpo(sec, self.model("r1-rejection-sft"), self.dir("r1"), extra_rewards=extra,
                    reward_schedule=lambda step: rule_weights if step < switch else weights, prompt_source=prompts)
+
+    def distill(self):
+        from .stages.distill import DistillConfig, distill
+
+        values = dict(seed=self.seed)
+        values.update(self.section("distill"))
+        values.update(teacher=self.model("r1"), out=str(self.dir(DISTILLED)), eval_problems=0)
+        distill(C.from_dict(DistillConfig, values, f"{self.where}: distill"))
 
     def evaluate(self, name: str):
         from .report import evaluate_model

@@ -30,6 +30,7 @@ rejection-sft:
   sft: {epochs: 1, examples_per_step: 4}
 rl-all: {steps: 3, preference_steps: 2, prompts_per_step: 2, group_size: 2, max_new_tokens: 24, temperature: 0.7,
          mix: {reasoning: 0.4, general: 0.3, harmful: 0.3}}
+distill: {prompts: 4, samples: 1, general: 4, epochs: 1}
 """
 
 
@@ -70,7 +71,8 @@ def test_pipeline_killed_and_resumed(tmp_path):
     rows = [json.loads(line) for line in (out / "r1-reasoning-rl" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
-    assert list(summary["models"]) == ["base", "r1-zero", "r1-cold-start", "r1-reasoning-rl", "r1-rejection-sft", "r1"]
+    assert list(summary["models"]) == ["base", "r1-zero", "r1-cold-start", "r1-reasoning-rl", "r1-rejection-sft", "r1",
+                                       "r1-distill-small"]
     for row in summary["models"].values():
         for key in ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "helpfulness",
                     "harmless_rate", "general_accuracy"]:
@@ -86,7 +88,7 @@ def test_pipeline_killed_and_resumed(tmp_path):
         assert (out / "cold-start-data" / f"{method}.jsonl").exists(), method
     # a third run does nothing but report
     again = subprocess.run(_cmd(out, cfg), capture_output=True, text=True, env=_env(), timeout=600)
-    assert again.returncode == 0 and "r1: done, skipped" in again.stdout
+    assert again.returncode == 0 and "r1: done, skipped" in again.stdout and "r1-distill-small: done, skipped" in again.stdout
 
 
 def test_pipeline_rejects_unknown_settings(tmp_path):

@@ -6,7 +6,8 @@ no RL, on R1's 800K samples).
 
 The loop is the rejection-sampling stage run on the teacher (correct, readable, single-language
 samples, plus general-purpose data), then the SFT stage on the student. The embedded world ships a
-small base model for this (`r1lab/assets/base-small`, pretrained like the base but half its size).
+small base model for this (`r1lab/assets/base-small`: 0.36M parameters, width 96, 3 layers, pretrained
+like the base on the same corpus; `pretrain_config.json` there has its settings).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class DistillConfig:
     epochs: int = opt(3, "student SFT epochs (paper: 2-3)")
     lr: float = opt(1e-3, "student peak learning rate (cosine decay to a tenth, as in the paper)")
     seed: int = opt(0, "seed")
+    eval_problems: int = opt(200, "held-out problems to evaluate the student before/after and the teacher (0 = skip)")
+    eval_k: int = opt(4, "samples per held-out problem (temperature 0.6, top-p 0.95)")
 
 
 def distill(cfg: DistillConfig) -> Path:
@@ -51,5 +54,28 @@ def distill(cfg: DistillConfig) -> Path:
                                       prompts=cfg.prompts, samples=cfg.samples, keep_per_prompt=cfg.keep_per_prompt,
                                       general=cfg.general, seed=cfg.seed))
     student = str(SMALL_BASE) if cfg.student == "small" else cfg.student
-    return sft_train(SFTConfig(model=student, data=str(data), out=str(out), epochs=cfg.epochs, lr=cfg.lr,
-                               seed=cfg.seed, save_every=20))
+    final = sft_train(SFTConfig(model=student, data=str(data), out=str(out), epochs=cfg.epochs, lr=cfg.lr,
+                                seed=cfg.seed, save_every=20))
+    if cfg.eval_problems:
+        _compare(cfg, {"student (before)": student, "student (distilled)": str(final), "teacher": cfg.teacher}, out)
+    return final
+
+
+def _compare(cfg: DistillConfig, models: dict[str, str], out: Path) -> None:
+    """Held-out reasoning evaluation of the student before and after, and of the teacher."""
+    import json
+
+    from ..evaluate import EvalConfig, evaluate
+    from ..model import load_model, load_tokenizer
+    from ..rewards import REWARDS
+    from ..tasks import load_task
+    from .grpo import eval_table
+
+    task = load_task(cfg.task, cfg.data, None, cfg.eval_problems)
+    results = {}
+    for name, path in models.items():
+        metrics = evaluate(load_model(path), load_tokenizer(path), task.eval_examples, EvalConfig(k=cfg.eval_k),
+                           language_fn=REWARDS["language"] if task.name == "toy" else None)
+        results[name] = metrics
+    (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(eval_table(results))
