@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import UserError
-from .language import language_reward
+from .language import language_reward, lingua_language_reward
 from .rules import accuracy_reward, format_reward
 
 RewardFn = Callable[[list[str], list[dict]], list[float]]
-REWARDS: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward, "language": language_reward}
+REWARDS: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward, "language": language_reward,
+                                "language_lingua": lingua_language_reward}
 log = logging.getLogger("r1lab")
 
 
@@ -34,6 +35,11 @@ def parse_spec(spec: str, known: dict[str, RewardFn] | None = None) -> dict[str,
             raise UserError(f"--rewards: weight of {name!r} must be a number, got {weight!r}") from None
     if not weights:
         raise UserError("--rewards: give at least one reward, e.g. 'accuracy=1,format=0.2'")
+    if "language_lingua" in weights:
+        try:
+            import lingua  # noqa: F401
+        except ImportError:
+            raise UserError("--rewards language_lingua needs lingua: pip install 'r1lab[lang]'") from None
     return weights
 
 

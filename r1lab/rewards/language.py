@@ -44,13 +44,18 @@ class LexiconIdentifier:
 class LinguaIdentifier:
     """Real-text identifier on top of lingua (https://github.com/pemistahl/lingua-py)."""
 
-    def __init__(self, languages: tuple[str, ...] = ("en", "es")):
+    def __init__(self, languages: tuple[str, ...] | None = ("en", "es")):
+        """languages: ISO 639-1 codes to tell apart (fewer is faster and surer); None = every language
+        lingua knows (its models load lazily, on first use of each language)."""
         try:
             from lingua import IsoCode639_1, LanguageDetectorBuilder
         except ImportError as e:  # optional dependency
             raise ImportError("LinguaIdentifier needs `pip install lingua-language-detector` (r1lab[lang])") from e
-        langs = [IsoCode639_1.from_str(code) for code in languages]
-        self._detector = LanguageDetectorBuilder.from_iso_codes_639_1(*langs).build()
+        if languages is None:
+            builder = LanguageDetectorBuilder.from_all_languages()
+        else:
+            builder = LanguageDetectorBuilder.from_iso_codes_639_1(*[IsoCode639_1.from_str(c) for c in languages])
+        self._detector = builder.build()
 
     def counts(self, text: str, target: str) -> tuple[int, int]:
         text = " ".join(words(text)[:MAX_WORDS])
@@ -89,6 +94,7 @@ def make_language_reward(identifier: Identifier):
 
 
 _TOY = None
+_LINGUA = None
 
 
 def language_reward(completions: list[str], examples: list[dict]) -> list[float]:
@@ -102,3 +108,12 @@ def language_reward(completions: list[str], examples: list[dict]) -> list[float]
     if _TOY is None:
         _TOY = make_language_reward(toy_identifier())
     return _TOY(completions, examples)
+
+
+def lingua_language_reward(completions: list[str], examples: list[dict]) -> list[float]:
+    """Language consistency of real text, with lingua over every language it knows (`--rewards
+    language_lingua=1`; each example's `lang` is the ISO 639-1 code of the language wanted)."""
+    global _LINGUA
+    if _LINGUA is None:
+        _LINGUA = make_language_reward(LinguaIdentifier(languages=None))
+    return _LINGUA(completions, examples)

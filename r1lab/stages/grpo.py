@@ -56,7 +56,8 @@ class GRPOConfig:
     temperature: float = opt(1.0, "rollout sampling temperature (paper: 1.0)")
     top_p: float = opt(1.0, "rollout nucleus sampling")
     template: str = opt("r1-zero", "prompt template: 'r1-zero' (paper Table 1), 'plain', or 'chat' (tokenizer's)")
-    rewards: str = opt("accuracy=1,format=0.5", "weighted rewards, name=weight,... (see `r1lab rewards`)")
+    rewards: str = opt("accuracy=1,format=0.5", "weighted rewards, name=weight,...: accuracy, format, language (the toy "
+                       "lexicon), language_lingua (real text; r1lab[lang])")
     lr: float = opt(1e-4, "AdamW learning rate (constant after warmup)")
     warmup_steps: int = opt(0, "steps of linear learning-rate warmup")
     weight_decay: float = opt(0.0, "AdamW weight decay")
