@@ -23,20 +23,51 @@ from pathlib import Path
 from . import config as C
 from .errors import UserError
 
+# subcommands backed by a stage's settings dataclass: name -> (module, config class, function, help, description)
+STAGES = {
+    "zero": ("stages.grpo", "GRPOConfig", "train", "R1-Zero: GRPO with rule-based rewards from a base model",
+             "R1-Zero: pure RL with GRPO and rule-based rewards (accuracy + format) from a base model, under the "
+             "R1-Zero template. Evaluates the start and the final model on held-out problems."),
+    "sft": ("stages.sft", "SFTConfig", "train",
+            "supervised fine-tuning on prompt/completion JSONL (completion tokens only)",
+            "SFT: loss on completion tokens only, padding-free packed batches, cosine learning rate, epochs. "
+            "Works on any local Hugging Face causal LM."),
+    "coldstart": ("stages.coldstart", "ColdStartConfig", "collect",
+                  "collect cold-start long-CoT data (fewshot, detailed, refine)",
+                  "Cold-start data by the paper's three methods; writes JSONL with a provenance field."),
+    "sample": ("stages.sample", "SampleConfig", "rejection_sample",
+               "rejection sampling: sample a checkpoint, keep correct readable answers",
+               "Rejection sampling for R1 stage 3: n samples per prompt, keep correct, single-language, readable "
+               "ones, dedupe, mix general-purpose data."),
+    "rm": ("stages.reward_model", "RMConfig", "train",
+           "train a reward model (helpfulness: pairwise; safety: pointwise)",
+           "Reward model on the base model with a scalar head: Bradley-Terry on preference pairs (helpfulness) "
+           "or binary cross-entropy (safety)."),
+    "distill": ("stages.distill", "DistillConfig", "distill",
+                "distillation: SFT a smaller student on the teacher's samples",
+                "Distillation as in the paper: sample the teacher (rejection sampling), then SFT a smaller "
+                "student on the kept samples; no RL."),
+    "pretrain": ("stages.pretrain", "PretrainConfig", "pretrain", "pretrain the embedded base model from scratch",
+                 "Pretrain the embedded world's tiny Llama from scratch on its synthetic web; `--out DIR` then "
+                 "copy DIR/model/ to reproduce the shipped checkpoint."),
+}
+
+
+def _stage(name: str):
+    """(config class, function) of a stage subcommand, imported on demand."""
+    import importlib
+
+    module, config, fn, _, _ = STAGES[name]
+    mod = importlib.import_module(f".{module}", __package__)
+    return getattr(mod, config), getattr(mod, fn)
+
 
 def _parser() -> argparse.ArgumentParser:
-    from .stages.grpo import GRPOConfig
-    from .stages.pretrain import PretrainConfig
-
     p = _Parser(prog="r1lab", description="Train language models the way DeepSeek-R1 was trained.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    z = sub.add_parser("zero", help="R1-Zero: GRPO with rule-based rewards from a base model",
-                       description="R1-Zero: pure RL with GRPO and rule-based rewards (accuracy + format) "
-                                   "from a base model, under the R1-Zero template. Evaluates the start and "
-                                   "the final model on held-out problems.")
-    C.add_arguments(z, GRPOConfig)
+    for name, (_, _, _, help_, description) in STAGES.items():
+        C.add_arguments(sub.add_parser(name, help=help_, description=description), _stage(name)[0])
 
     e = sub.add_parser("eval", help="evaluate a model on held-out problems (pass@1, cons@k, format, length)",
                        description="Evaluate as the paper does: k samples per problem at temperature 0.6, "
@@ -55,33 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=1234, help="sampling seed (default: 1234)")
     e.add_argument("--out", default=None, help="write the metrics as JSON to this file")
 
-    from .stages.coldstart import ColdStartConfig
-    from .stages.reward_model import RMConfig
-    from .stages.sample import SampleConfig
-    from .stages.sft import SFTConfig
-
-    s = sub.add_parser("sft", help="supervised fine-tuning on prompt/completion JSONL (completion tokens only)",
-                       description="SFT: loss on completion tokens only, padding-free packed batches, cosine "
-                                   "learning rate, epochs. Works on any local Hugging Face causal LM.")
-    C.add_arguments(s, SFTConfig)
-    c = sub.add_parser("coldstart", help="collect cold-start long-CoT data (fewshot, detailed, refine)",
-                       description="Cold-start data by the paper's three methods; writes JSONL with a "
-                                   "provenance field.")
-    C.add_arguments(c, ColdStartConfig)
-    r = sub.add_parser("sample", help="rejection sampling: sample a checkpoint, keep correct readable answers",
-                       description="Rejection sampling for R1 stage 3: n samples per prompt, keep correct, "
-                                   "single-language, readable ones, dedupe, mix general-purpose data.")
-    C.add_arguments(r, SampleConfig)
-    m = sub.add_parser("rm", help="train a reward model (helpfulness: pairwise; safety: pointwise)",
-                       description="Reward model on the base model with a scalar head: Bradley-Terry on "
-                                   "preference pairs (helpfulness) or binary cross-entropy (safety).")
-    C.add_arguments(m, RMConfig)
-    from .stages.distill import DistillConfig
-
-    d = sub.add_parser("distill", help="distillation: SFT a smaller student on the teacher's samples",
-                       description="Distillation as in the paper: sample the teacher (rejection sampling), "
-                                   "then SFT a smaller student on the kept samples; no RL.")
-    C.add_arguments(d, DistillConfig)
     ch = sub.add_parser("chat", help="talk to a checkpoint in the terminal (streaming, thinking shown apart)",
                         description="Chat with a model folder: tokens stream as they are generated and the "
                                     "chain of thought is shown dimmed, apart from the answer.")
@@ -97,12 +101,6 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
     pl.add_argument("--config", default=None, help="YAML file of stage settings (default: the embedded world's, "
                                                    "r1lab/configs/pipeline.yaml)")
-
-    t = sub.add_parser("pretrain", help="pretrain the embedded base model from scratch",
-                       description="Pretrain the embedded world's tiny Llama from scratch on its synthetic "
-                                   "web; `--out r1lab/assets/base-run` then copy `model/` to reproduce the "
-                                   "shipped checkpoint.")
-    C.add_arguments(t, PretrainConfig)
     return p
 
 
@@ -129,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if hasattr(sys.stdout, "reconfigure"):  # one line per step shows up at once in a log file or a pipe too
+        sys.stdout.reconfigure(line_buffering=True)
     if args.command is None:
         parser.print_help()
         return 2
@@ -145,45 +145,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    if args.command == "zero":
-        from .stages.grpo import GRPOConfig, train
-
-        train(C.from_namespace(GRPOConfig, args))
-        return 0
-    if args.command == "pretrain":
-        from .stages.pretrain import PretrainConfig, pretrain
-
-        pretrain(C.from_namespace(PretrainConfig, args))
+    if args.command in STAGES:
+        config, fn = _stage(args.command)
+        fn(C.from_namespace(config, args))
         return 0
     if args.command == "eval":
         return _eval(args)
-    if args.command == "sft":
-        from .stages.sft import SFTConfig
-        from .stages.sft import train as sft
-
-        sft(C.from_namespace(SFTConfig, args))
-        return 0
-    if args.command == "coldstart":
-        from .stages.coldstart import ColdStartConfig, collect
-
-        collect(C.from_namespace(ColdStartConfig, args))
-        return 0
-    if args.command == "sample":
-        from .stages.sample import SampleConfig, rejection_sample
-
-        rejection_sample(C.from_namespace(SampleConfig, args))
-        return 0
-    if args.command == "rm":
-        from .stages.reward_model import RMConfig
-        from .stages.reward_model import train as rm
-
-        rm(C.from_namespace(RMConfig, args))
-        return 0
-    if args.command == "distill":
-        from .stages.distill import DistillConfig, distill
-
-        distill(C.from_namespace(DistillConfig, args))
-        return 0
     if args.command == "chat":
         from .chat import chat
 
