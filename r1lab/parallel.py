@@ -61,7 +61,10 @@ def merged_copy(model):
 
 def enable_checkpointing(model) -> None:
     target = model.get_base_model() if is_lora(model) else model
-    target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(target, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        target.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if is_lora(model):
         target.enable_input_require_grads()
 

@@ -71,3 +71,32 @@ def test_fsdp2_run_on_cpu(tmp_path, tiny_model_dir):
 
     AutoModelForCausalLM.from_pretrained(out / "model")
     assert (out / "checkpoints" / "step-000001" / "trainer_state.pt").exists()
+
+
+def test_activation_checkpointing_changes_memory_not_math(tiny_model_dir, toy_tokenizer):
+    import torch
+
+    from r1lab.forward import sequences
+    from r1lab.model import load_model
+    from r1lab.parallel import enable_checkpointing
+    from r1lab.stages.grpo import GRPOConfig, _update
+
+    prompts = [toy_tokenizer("what is 12 times 3", add_special_tokens=False)["input_ids"]] * 4
+    comps = [toy_tokenizer(t, add_special_tokens=False)["input_ids"] for t in [" 36", " 35", " <answer> 36", " x"]]
+    after = []
+    for checkpointed in (False, True):
+        model = load_model(tiny_model_dir)
+        if checkpointed:
+            enable_checkpointing(model)
+        model.train()
+        seq = sequences(prompts, comps, toy_tokenizer.pad_token_id, "cpu", share_prefix=not checkpointed)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        stats = _update(model, opt, seq, seq["mask"], torch.tensor([1.0, -1.0, 1.0, -1.0]), None, None,
+                        GRPOConfig(beta=0.0, activation_checkpointing=checkpointed), torch.autocast("cpu", enabled=False))
+        after.append(({n: p.detach().clone() for n, p in model.named_parameters()}, stats))
+    (plain, s_plain), (ckpt, s_ckpt) = after
+    assert s_plain["grad_norm"] > 0 and abs(s_plain["grad_norm"] - s_ckpt["grad_norm"]) <= 1e-4 * s_plain["grad_norm"]
+    start = load_model(tiny_model_dir).state_dict()
+    assert any(not torch.equal(plain[n], start[n]) for n in plain)  # the update moved the weights ...
+    for n in plain:  # ... identically with and without recomputation
+        torch.testing.assert_close(plain[n], ckpt[n], rtol=1e-4, atol=1e-6)
