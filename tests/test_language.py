@@ -40,3 +40,17 @@ def test_pluggable_identifier_and_shared_words():
     assert consistency(wrap("red rojo no"), "en", ident) == 0.5  # "no" is in both lists: not counted
     fn = make_language_reward(ident)
     assert fn([wrap("rojo")], [{"lang": "es"}]) == [1.0]
+
+
+def test_lingua_identifier_scores_real_text():
+    pytest.importorskip("lingua")
+    from r1lab.rewards.language import LinguaIdentifier, make_language_reward
+
+    reward = make_language_reward(LinguaIdentifier(("en", "es")))
+    english = "<think> First we multiply the numbers and then we add the carry to the result. </think> <answer> 5 </answer>"
+    spanish = "<think> Primero multiplicamos los números y luego sumamos el acarreo al resultado. </think> <answer> 5 </answer>"
+    mixed = ("<think> First we multiply the numbers, luego sumamos el acarreo al resultado final del problema. "
+             "</think> <answer> 5 </answer>")
+    en, es, mix = reward([english, spanish, mixed], [{"lang": "en"}] * 3)
+    assert en == 1.0 and es == 0.0 and 0.0 < mix < 1.0
+    assert reward([english], [{"lang": "en", "kind": "general"}]) == [0.0]  # only reasoning is scored
