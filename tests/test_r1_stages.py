@@ -96,3 +96,32 @@ def test_sft_mix_has_no_chain_of_thought_for_general_prompts():
     rows = D.general_sft_data(40, 0, full_share=0.5, safety=10)
     assert sum(r["kind"] == "harmful" for r in rows) == 10
     assert all(r["completion"].startswith("<answer>") and "<think>" not in r["completion"] for r in rows)
+
+
+def test_judge_decides_only_where_no_rule_applies(tiny_model_dir):
+    import torch
+
+    from r1lab.stages.sample import Judge, is_correct
+
+    judge = Judge(str(tiny_model_dir))
+    seen = []
+    tok = judge.tok
+    judge.tok = lambda text, **kw: (seen.append(text), tok(text, **kw))[1]  # record the judge's prompts
+
+    class Leaning(torch.nn.Module):  # a judge model that says yes exactly when the prediction is "paris"
+        def forward(self, input_ids):
+            logits = torch.zeros(1, input_ids.shape[1], len(tok))
+            said = seen[-1].split("Predicted answer:")[1].split()[0]
+            logits[0, -1, judge.yes if said == "paris" else judge.no] = 1.0
+            return type("Out", (), {"logits": logits})()
+
+    judge.model = Leaning()
+    free = {"prompt": "capital of france", "answer": "paris", "verifier": "free_text"}
+    assert is_correct("<think> x </think> <answer> paris </answer>", free, judge)
+    assert not is_correct("<think> x </think> <answer> lyon </answer>", free, judge)
+    assert not is_correct("no answer block at all", free, judge)  # nothing to judge
+    n = len(seen)
+    number = {"prompt": "what is 2 times 3", "answer": "6", "verifier": "number"}
+    assert is_correct("<think> x </think> <answer> 6 </answer>", number, judge)  # a rule applies: no judge call
+    assert len(seen) == n == 2
+    assert "Reference answer: paris" in seen[0] and "Predicted answer: paris" in seen[0]

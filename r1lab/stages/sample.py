@@ -89,7 +89,7 @@ class Judge:
 
     def __call__(self, answer: str, example: dict) -> bool:
         prompt = (f"Question: {example['prompt']}\nReference answer: {example['answer']}\n"
-                  f"Predicted answer: {answer[:2000]}\nIs the prediction correct? Answer yes or no:")
+                  f"Predicted answer: {answer.strip()[:2000]}\nIs the prediction correct? Answer yes or no:")
         ids = self.torch.tensor([self.tok(prompt, add_special_tokens=False)["input_ids"][-2048:]])
         with self.torch.no_grad():
             logits = self.model(input_ids=ids).logits[0, -1]
