@@ -69,14 +69,10 @@ def train_r1lab(out: Path, steps: int) -> float:
 
 
 def evaluate_all(models: dict[str, str], problems: int, k: int) -> dict:
-    from r1lab.evaluate import EvalConfig, evaluate
-    from r1lab.model import load_model, load_tokenizer
-    from r1lab.rewards import REWARDS
+    from r1lab.evaluate import EvalConfig, evaluate_folders
     from r1lab.tasks import load_task
 
-    task = load_task("toy", eval_problems=problems)
-    return {name: evaluate(load_model(path), load_tokenizer(path), task.eval_examples, EvalConfig(k=k),
-                           language_fn=REWARDS["language"]) for name, path in models.items()}
+    return evaluate_folders(models, load_task("toy", eval_problems=problems), EvalConfig(k=k))
 
 
 def main() -> None:

@@ -165,8 +165,7 @@ def _run(args) -> int:
 
 
 def _eval(args) -> int:
-    from .evaluate import EvalConfig, evaluate
-    from .model import load_model, load_tokenizer
+    from .evaluate import EvalConfig, evaluate_folders
     from .stages.grpo import _eval_line
     from .tasks import load_task
 
@@ -174,14 +173,9 @@ def _eval(args) -> int:
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     task = load_task(args.task, args.data, args.eval_data, args.problems)
-    tok = load_tokenizer(args.model)
-    model = load_model(args.model)
     cfg = EvalConfig(k=args.k, temperature=args.temperature, top_p=args.top_p,
                      max_new_tokens=args.max_new_tokens, template=args.template, seed=args.seed)
-    from .rewards import REWARDS
-
-    language_fn = REWARDS["language"] if task.name == "toy" else None
-    metrics = evaluate(model, tok, task.eval_examples, cfg, language_fn=language_fn, keep_samples=3)
+    metrics = evaluate_folders({str(args.model): args.model}, task, cfg, keep_samples=3)[str(args.model)]
     print(_eval_line(str(args.model), metrics))
     for s in metrics.get("samples", []):
         print(f"  Q: {s['prompt']}\n  A: {s['completion'][:300]}")

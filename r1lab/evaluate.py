@@ -135,6 +135,17 @@ def evaluate(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=N
     return metrics
 
 
+def evaluate_folders(models: dict[str, str], task, cfg: EvalConfig, keep_samples: int = 0) -> dict:
+    """`evaluate` for each named model folder on the task's held-out examples (language consistency
+    with the embedded world's lexicon when the task is the embedded one)."""
+    from .model import load_model, load_tokenizer
+    from .rewards import REWARDS
+
+    language_fn = REWARDS["language"] if task.name == "toy" else None
+    return {name: evaluate(load_model(path), load_tokenizer(path), task.eval_examples, cfg, language_fn=language_fn,
+                           keep_samples=keep_samples) for name, path in models.items()}
+
+
 @torch.no_grad()
 def diagnose_base(model, tokenizer, n: int = 200, device=None) -> dict:
     """What a pretrained base model of the embedded world can do, on held-out problems:

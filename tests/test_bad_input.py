@@ -103,21 +103,21 @@ def test_bad_sizes(tmp_path, capsys, flag, value, message):
     assert code == 2 and message in err
 
 
-def test_unknown_flag_and_config_key_get_suggestions(tmp_path, capsys):
+def test_unknown_flag_gets_a_suggestion(capsys):
     code, err = run(capsys, "zero", "--stepz", "3")
     assert code == 2 and "did you mean --steps?" in err
-    cfg = write(tmp_path / "p.yaml", "r1-zero: {steps: 2}\nrl-al: {steps: 3}\n")
+
+
+@pytest.mark.parametrize("name,yaml_text,messages", [
+    ("p.yaml", "r1-zero: {steps: 2}\nrl-al: {steps: 3}\n", ["unknown section 'rl-al'; did you mean 'rl-all'?"]),
+    ("q.yaml", "r1-zero: {stepz: 2}\n", ["unknown setting 'stepz'; did you mean 'steps'?"]),
+    ("r.yaml", "r1-zero: {steps: two}\n", ["r1-zero.steps: expected an integer, got 'two'"]),
+    ("s.yaml", "r1-zero: [steps\n", ["s.yaml:", "not valid YAML"]),
+])
+def test_bad_pipeline_config_gets_a_clear_message(tmp_path, capsys, name, yaml_text, messages):
+    cfg = write(tmp_path / name, yaml_text)
     code, err = run(capsys, "pipeline", "--out", tmp_path / "p", "--config", cfg)
-    assert code == 2 and "unknown section 'rl-al'; did you mean 'rl-all'?" in err
-    cfg = write(tmp_path / "q.yaml", "r1-zero: {stepz: 2}\n")
-    code, err = run(capsys, "pipeline", "--out", tmp_path / "p", "--config", cfg)
-    assert code == 2 and "unknown setting 'stepz'; did you mean 'steps'?" in err
-    cfg = write(tmp_path / "r.yaml", "r1-zero: {steps: two}\n")
-    code, err = run(capsys, "pipeline", "--out", tmp_path / "p", "--config", cfg)
-    assert code == 2 and "r1-zero.steps: expected an integer, got 'two'" in err
-    cfg = write(tmp_path / "s.yaml", "r1-zero: [steps\n")
-    code, err = run(capsys, "pipeline", "--out", tmp_path / "p", "--config", cfg)
-    assert code == 2 and "s.yaml:" in err and "not valid YAML" in err
+    assert code == 2 and all(m in err for m in messages)
 
 
 def test_out_holding_another_run_is_left_alone(tmp_path, capsys, tiny_model_dir):

@@ -35,11 +35,10 @@ def parse_spec(spec: str, known: dict[str, RewardFn] | None = None) -> dict[str,
             raise UserError(f"--rewards: weight of {name!r} must be a number, got {weight!r}") from None
     if not weights:
         raise UserError("--rewards: give at least one reward, e.g. 'accuracy=1,format=0.2'")
-    if "language_lingua" in weights:
-        try:
-            import lingua  # noqa: F401
-        except ImportError:
-            raise UserError("--rewards language_lingua needs lingua: pip install 'r1lab[lang]'") from None
+    for name in weights:  # a reward that needs an optional package says so now, not at the first batch
+        check = getattr(known[name], "check", None)
+        if check is not None:
+            check()
     return weights
 
 

@@ -117,3 +117,15 @@ def lingua_language_reward(completions: list[str], examples: list[dict]) -> list
     if _LINGUA is None:
         _LINGUA = make_language_reward(LinguaIdentifier(languages=None))
     return _LINGUA(completions, examples)
+
+
+def _lingua_installed() -> None:
+    try:
+        import lingua  # noqa: F401
+    except ImportError:
+        from ..errors import UserError
+
+        raise UserError("--rewards language_lingua needs lingua: pip install 'r1lab[lang]'") from None
+
+
+lingua_language_reward.check = _lingua_installed

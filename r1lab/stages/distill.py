@@ -65,17 +65,10 @@ def _compare(cfg: DistillConfig, models: dict[str, str], out: Path) -> None:
     """Held-out reasoning evaluation of the student before and after, and of the teacher."""
     import json
 
-    from ..evaluate import EvalConfig, evaluate
-    from ..model import load_model, load_tokenizer
-    from ..rewards import REWARDS
+    from ..evaluate import EvalConfig, evaluate_folders
     from ..tasks import load_task
     from .grpo import eval_table
 
-    task = load_task(cfg.task, cfg.data, None, cfg.eval_problems)
-    results = {}
-    for name, path in models.items():
-        metrics = evaluate(load_model(path), load_tokenizer(path), task.eval_examples, EvalConfig(k=cfg.eval_k),
-                           language_fn=REWARDS["language"] if task.name == "toy" else None)
-        results[name] = metrics
+    results = evaluate_folders(models, load_task(cfg.task, cfg.data, None, cfg.eval_problems), EvalConfig(k=cfg.eval_k))
     (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     print(eval_table(results))
