@@ -4,17 +4,21 @@
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d \
              --rdzv_endpoint HOST:29500 -m r1lab zero ...            # two machines
 
-Data parallel by prompt group: every process reads the same global batch of prompts (the data order
-depends only on the seed and the step) and takes its own slice of whole groups, so advantages never
-cross processes. Gradients are summed across processes after backward (the loss of each process is
-its share of the *global* normaliser), so 1 and N processes take the same step. Rank 0 writes logs,
-evaluations and checkpoints. gloo on CPU, NCCL on GPU.
+Data parallel: every process reads the same global batch (the data order depends only on the seed
+and the step) and takes its own slice of it (GRPO: whole prompt groups, so advantages never cross
+processes; SFT and reward models: examples). Gradients are summed across processes after backward
+(the loss of each process is its share of the *global* normaliser), so 1 and N processes take the
+same step. Rank 0 writes logs, evaluations and checkpoints.
+
+Every collective of r1lab goes through this module, and the rule for where its tensors live is here
+once: on `World.device`, the device of the process group's backend (NCCL takes CUDA tensors only,
+gloo CPU ones). gloo on CPU, NCCL on GPU.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -25,10 +29,16 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors go
 
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for a device: NCCL for CUDA, gloo for the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def init(device_request: str = "auto") -> tuple[World, torch.device]:
@@ -37,14 +47,16 @@ def init(device_request: str = "auto") -> tuple[World, torch.device]:
     if size == 1:
         from .model import pick_device
 
-        return World(), pick_device(device_request)
+        device = pick_device(device_request)
+        return World(device=device), device
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_request != "cpu"
+    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(local)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return World(rank, size, local), torch.device(f"cuda:{local}" if use_cuda else "cpu")
+        dist.init_process_group(backend=backend_for(device))
+    return World(rank, size, local, device), device
 
 
 def shard(items: list, world: World) -> tuple[list, int]:
@@ -58,17 +70,37 @@ def shard(items: list, world: World) -> tuple[list, int]:
     return items[world.rank * n:(world.rank + 1) * n], world.rank * n
 
 
+def strided(items: list, world: World) -> list:
+    """This process's share of a global list that need not split evenly: items rank, rank + size, ..."""
+    return items[world.rank::world.size]
+
+
+def unstride(parts: list[list], total: int) -> list:
+    """Inverse of `strided` over every process's share (in rank order): the global list again."""
+    out = [None] * total
+    for rank, part in enumerate(parts):
+        out[rank::len(parts)] = part
+    return out
+
+
 def all_sum(values: list[float], world: World) -> list[float]:
     """Element-wise sum over processes (in float64, so the order of the sum does not matter)."""
     if world.size == 1:
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=world.device)
     dist.all_reduce(t)
-    return t.tolist()
+    return t.cpu().tolist()
+
+
+def any_true(flag: bool, world: World) -> bool:
+    """True on every process when it is true on at least one."""
+    return all_sum([float(flag)], world)[0] > 0 if world.size > 1 else flag
 
 
 def gather(obj, world: World) -> list:
-    """Every process's object, in rank order, on every process."""
+    """Every process's (picklable) object, in rank order, on every process. The objects travel as
+    bytes in tensors on `world.device` (torch.distributed does that itself; NCCL needs
+    torch.cuda.set_device, which `init` did)."""
     if world.size == 1:
         return [obj]
     out = [None] * world.size
@@ -83,7 +115,7 @@ def sum_gradients(model, world: World) -> None:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([g.reshape(-1) for g in grads]).to(world.device)
     dist.all_reduce(flat)
     offset = 0
     for g in grads:

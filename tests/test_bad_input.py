@@ -92,6 +92,8 @@ def test_prompt_longer_than_context(tmp_path, capsys, tiny_model_dir):
     ("--lr", "-1e-4", "--lr must be > 0"),
     ("--group-size", "1", "--group-size must be >= 2"),
     ("--top-p", "1.5", "--top-p and --eval-top-p must be in (0, 1]"),
+    ("--temperature", "0", "--temperature must be > 0 for GRPO rollouts"),
+    ("--temperature", "-1", "--temperature must be > 0 for GRPO rollouts"),
     ("--steps", "many", "expected an integer, got 'many'"),
 ])
 def test_bad_sizes(tmp_path, capsys, flag, value, message):

@@ -96,7 +96,9 @@ class GRPOConfig:
 # settings that change nothing about the trajectory: a run may be resumed with different values
 _RESUMABLE = {"out", "steps", "save_every", "keep_last", "eval_problems", "eval_k", "eval_temperature",
               "eval_top_p", "eval_max_new_tokens", "threads", "micro_batch", "device", "max_nonfinite",
-              "rollout", "vllm_gpu_memory"}
+              "vllm_gpu_memory"}
+# `rollout` is not among them: vLLM's samples differ from the HF engine's (other kernels, other random
+# streams), so a run resumed on the other engine would not be the run it claims to continue
 
 
 def check_config(cfg: GRPOConfig) -> None:
@@ -104,10 +106,13 @@ def check_config(cfg: GRPOConfig) -> None:
                          "micro_batch", "eval_k", "eval_max_new_tokens", "lr", "max_nonfinite"])
     check_positive(cfg, ["eval_problems", "save_every", "keep_last", "warmup_steps", "ref_reset_every",
                          "threads", "max_refill_rounds", "beta", "eps_low", "eps_high", "grad_clip",
-                         "weight_decay", "temperature"],
+                         "weight_decay"],
                    allow_zero=("eval_problems", "save_every", "keep_last", "warmup_steps", "ref_reset_every",
                                "threads", "max_refill_rounds", "beta", "grad_clip", "weight_decay",
-                               "eps_low", "eps_high", "temperature"))
+                               "eps_low", "eps_high"))
+    if cfg.temperature <= 0:
+        raise UserError("--temperature must be > 0 for GRPO rollouts: greedy samples of a prompt are all the same, "
+                        "so a group has no reward spread and no advantage (paper: 1.0)")
     if cfg.group_size < 2:
         raise UserError("--group-size must be >= 2: advantages compare samples within a group")
     if not 0 < cfg.top_p <= 1 or not 0 < cfg.eval_top_p <= 1:
