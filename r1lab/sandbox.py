@@ -10,13 +10,20 @@ it writes may slow, damage or reach outside the training machine.
 How (Linux only). The parent never evaluates the code. It starts a fresh interpreter (the
 *launcher*, this file run as a script) that unshares new PID, network, mount, IPC and UTS namespaces
 (plus a user namespace when not run as root), forks an *init* that is process 1 of the new PID
-namespace and prepares the mounts, and init forks the *worker* that sets the limits, drops to an
-unprivileged identity and execs `python -I -S` on the code. When init exits (after the worker or
-when the launcher dies, via the parent-death signal) the kernel kills every process left in the
-namespace, and the namespace's private tmpfs disappears with it.
+namespace and builds the program's file system, and init forks the *worker* that sets the limits,
+drops to an unprivileged identity and execs `python -I -S` on the code. When init exits (after the
+worker or when the launcher dies, via the parent-death signal) the kernel kills every process left
+in the namespace, and the namespace's mounts disappear with it.
 
 Guaranteed here (root with CAP_SYS_ADMIN, or a kernel with unprivileged user namespaces; checked
 by tests/test_sandbox.py):
+- reads: the program sees a root of its own, not the machine's. Init mounts a tmpfs, binds into it,
+  read-only and each at its own path, only what `sandbox_root()` lists (the real interpreter, the
+  folders of its standard library with any site-packages inside shadowed by an empty folder, the
+  shared libraries these load, /dev/null, /dev/urandom), adds a fresh /proc and the scratch /tmp,
+  then `pivot_root`s into it and detaches the machine's file system. No home, project checkout,
+  training data, checkpoint, /etc or /sys exists for it, and no other process of the machine;
+  the command line of its process 1 names the interpreter and `/dev/fd/N`, no project path;
 - wall clock: the whole run is killed (SIGKILL to the process group, and through the PID namespace
   to every process the code started, even ones that left the group) after `timeout_s`;
 - CPU time: RLIMIT_CPU (SIGXCPU at the limit, SIGKILL a second later);
@@ -25,22 +32,22 @@ by tests/test_sandbox.py):
   per concurrent run, never a real account), so the limit counts the sandbox's processes only;
   without root, a new user namespace has its own count;
 - files: RLIMIT_FSIZE per file; the working directory is a tmpfs of `disk_mb` (and at most 4096
-  inodes) mounted on /tmp, private to the run, gone when it ends; every other mount is remounted
-  read-only in the run's mount namespace, so no write outside /tmp succeeds (/dev/null and other
-  device nodes still work);
+  inodes) mounted on /tmp, private to the run, gone when it ends; everything else it sees is
+  read-only, so no write outside /tmp succeeds (/dev/null still works);
 - network: a new network namespace with no interface up: every connect, loopback included, fails;
 - no privileges: no capabilities, no_new_privs (setuid binaries do not elevate), no supplementary
-  groups, a fresh /proc that shows only the run's own processes;
+  groups, a /proc that shows only the run's own processes (process 1, init, is not dumpable: its
+  environment, memory and descriptors are closed to the code);
 - I/O: stdin is a private in-memory copy of `stdin` (or /dev/null), stdout/stderr are each kept up to
   `max_output_bytes` (more kills the run), the environment is a fixed minimal one.
 
-Not guaranteed: reads. The code can read whatever a stranger to this machine's files may read
-(world-readable files, /sys, the interpreter's own install). It cannot write or connect anywhere,
-but keep secrets out of world-readable files. Also: the wall-clock limit includes interpreter
-start-up (~0.1 s); memory kept in the tmpfs counts toward the machine's memory, not RLIMIT_AS (hence
-the `disk_mb` cap); CPU-time and memory limits are per process (at most `max_procs` of them). When
-namespaces cannot be created (a container without CAP_SYS_ADMIN and without user namespaces),
-`run_python` raises `SandboxUnavailable` instead of running anything unsandboxed.
+Not guaranteed: the wall-clock limit includes interpreter start-up (~0.05 s); memory kept in the
+tmpfs counts toward the machine's memory, not RLIMIT_AS (hence the `disk_mb` cap); CPU-time and
+memory limits are per process (at most `max_procs` of them); /proc still shows machine-wide
+figures (CPU model, memory, uptime). The first run of a process asks the interpreter once what it
+needs (~0.1 s). When namespaces or mounts cannot be made (a container without CAP_SYS_ADMIN and
+without user namespaces), `run_python` raises `SandboxUnavailable` instead of running anything
+with less isolation.
 """
 
 from __future__ import annotations
@@ -107,7 +114,7 @@ def run_python(source: str, stdin: str = "", timeout_s: float = 5.0, memory_mb: 
         "uid": _sandbox_uid() if os.geteuid() == 0 else None,  # None: run in a user namespace
         "cpu_s": max(1, math.ceil(timeout_s if cpu_s is None else cpu_s)), "memory_mb": int(memory_mb),
         "max_procs": int(max_procs), "max_file_mb": int(max_file_mb), "disk_mb": int(disk_mb),
-        "python": _python_paths(), "parent_pid": os.getpid(), "wall_s": timeout_s,
+        "root": sandbox_root(), "parent_pid": os.getpid(), "wall_s": timeout_s,
     }
     return _supervise(config, timeout_s, max_output_bytes)
 
@@ -136,26 +143,126 @@ def _sandbox_uid() -> int:
     return UID_BASE + (os.getpid() % (1 << 22)) * 256 + n
 
 
-def _python_paths() -> dict:
-    """The real interpreter (not a venv shim) and its install prefix, to run the code with."""
+
+
+def _launcher_env() -> dict:
+    return dict(_ENV, **{k: os.environ[k] for k in ("LD_LIBRARY_PATH",) if k in os.environ})
+
+
+# Run once by the real interpreter (trusted code, outside any sandbox): import every extension
+# module of the standard library, so that the loader maps every shared library a program could
+# need, then list them under the names the loader found them by (dl_iterate_phdr). _tkinter is left
+# out: it needs a display, which no sandbox has, and would bring a score of X11 libraries.
+_PROBE = """\
+import ctypes, importlib.machinery, json, os, sys
+folders = [p for p in sys.path if os.path.isdir(p)]
+for folder in folders:
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)) and not name.startswith("_tkinter"):
+            try:
+                __import__(name.split(".")[0])
+            except BaseException:
+                pass
+class Info(ctypes.Structure):
+    _fields_ = [("addr", ctypes.c_void_p), ("name", ctypes.c_char_p)]
+names = []
+@ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Info), ctypes.c_size_t, ctypes.c_void_p)
+def visit(info, size, data):
+    names.append(os.fsdecode(info.contents.name or b""))
+    return 0
+ctypes.CDLL(None).dl_iterate_phdr(visit, None)
+print(json.dumps({"folders": folders, "libraries": [n for n in names if n.startswith("/")]}))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_root() -> dict:
+    """The whole file system the sandboxed program sees, besides its own /proc and /tmp.
+
+    The real interpreter (not a venv shim), the folders of its standard library (site-packages
+    and dist-packages inside them shadowed by empty folders), the shared libraries it and the
+    standard library's extension modules load, /dev/null and /dev/urandom: each at its own path,
+    read-only, with the symlinks on the way repeated, so the interpreter finds them as it does
+    here. Nothing else of this machine: no home, project, data, /etc or /sys. Found once per
+    process by asking the interpreter (see _PROBE).
+
+    Returns {"exe": path, "binds": [[path, mount flags], ...], "links": [[path, target], ...],
+    "hide": [folders shadowed], "library_path": LD_LIBRARY_PATH for the program}.
+    Raises SandboxUnavailable when the interpreter cannot be asked.
+    """
     exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-    return {"exe": exe, "prefix": os.path.realpath(sys.base_prefix)}
+    try:
+        out = subprocess.run([exe, "-I", "-S", "-B", "-c", _PROBE], capture_output=True, env=_launcher_env(),
+                             cwd="/", timeout=120, check=True).stdout
+        probe = json.loads(out.decode().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
+        raise SandboxUnavailable(f"cannot ask the interpreter what it needs: {e}") from None
+    links: dict[str, str] = {}
+    targets = {_follow(p, links) for p in [exe, *probe["folders"], *probe["libraries"]]}
+    folders = [p for p in targets if os.path.isdir(p)]
+
+    def shown_whole(path: str) -> bool:  # inside a folder bound whole, which shows it already
+        return any(path.startswith(f + "/") for f in folders)
+
+    targets = sorted(p for p in targets if not shown_whole(p))
+    for path in targets:
+        if path == WORKDIR or path.startswith((WORKDIR + "/", "/proc/", "/dev/")):
+            raise SandboxUnavailable(f"the interpreter needs {path}, where the sandbox mounts its own folders")
+    mounts = _mountpoints()
+    read_only = MS_RDONLY | MS_NOSUID
+    binds = [[p, read_only | MS_NODEV | _kept_flags(p, mounts)] for p in targets]
+    binds += [[p, read_only | _kept_flags(p, mounts)] for p in ("/dev/null", "/dev/urandom")]
+    hide = [os.path.join(f, name) for f in targets if os.path.isdir(f) for name in ("site-packages", "dist-packages")
+            if os.path.isdir(os.path.join(f, name)) and not os.path.islink(os.path.join(f, name))]
+    # where the loader found each library (not the extension modules: the import system finds those)
+    library_path = [d for d in dict.fromkeys(os.path.dirname(p) for p in probe["libraries"]) if d not in probe["folders"]]
+    return {"exe": exe, "binds": binds, "links": sorted([p, t] for p, t in links.items() if not shown_whole(p)),
+            "hide": hide, "library_path": ":".join(library_path)}
+
+
+def _follow(path: str, links: dict[str, str]) -> str:
+    """`path` with every symlink on the way followed, like os.path.realpath; each symlink passed
+    is recorded in `links` (path -> target) so the new root can repeat it."""
+    todo, here, hops = path.split("/")[::-1], "/", 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            here = os.path.dirname(here)
+            continue
+        step = os.path.join(here, part)
+        if not os.path.islink(step):
+            here = step
+            continue
+        hops += 1
+        if hops > 40:
+            raise SandboxUnavailable(f"too many symlinks in {path}")
+        links[step] = target = os.readlink(step)
+        todo.extend(target.split("/")[::-1])
+        if target.startswith("/"):
+            here = "/"
+    return here
 
 
 def _supervise(config: dict, timeout_s: float, max_output: int) -> SandboxResult:
     """Start the launcher, feed it the config, collect capped output, enforce the wall clock."""
     status_r, status_w = os.pipe()
     config["status_fd"] = status_w
-    argv = [sys.executable, "-I", "-S", "-B", os.path.abspath(__file__), "--launch"]
-    env = dict(_ENV, **{k: os.environ[k] for k in ("LD_LIBRARY_PATH",) if k in os.environ})
+    # the launcher (later init, the program's process 1, whose command line the program can read)
+    # is the bare interpreter on this file passed as an open descriptor: no path of the project
+    # or its virtualenv appears in it
+    script = os.open(os.path.abspath(__file__), os.O_RDONLY | os.O_CLOEXEC)
+    argv = [config["root"]["exe"], "-I", "-S", "-B", f"/dev/fd/{script}", "--launch"]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(status_w,), start_new_session=True, env=env, cwd="/")
+                                pass_fds=(status_w, script), start_new_session=True, env=_launcher_env(), cwd="/")
     except OSError as e:
         os.close(status_r)
         raise SandboxUnavailable(f"cannot start the launcher: {e}") from None
     finally:
         os.close(status_w)
+        os.close(script)
     try:
         reason, timed_out, (stdout, stderr, status) = _pump(proc, status_r, json.dumps(config).encode(),
                                                             timeout_s, max_output)
@@ -251,10 +358,12 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
+MS_STRICTATIME, MNT_DETACH = 1 << 24, 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 _MOUNT_FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                 "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-PYTHON_MOUNT = WORKDIR + "/.python"
+# glibc has no pivot_root wrapper; the generic syscall table (arm64, riscv, loongarch) numbers it 41
+_PIVOT_ROOT = {"x86_64": 155, "i686": 217, "ppc64le": 203, "s390x": 217}.get(os.uname().machine, 41)
 
 
 class _SetupError(Exception):
@@ -322,7 +431,7 @@ def _init(config: dict, alive_r: int) -> None:
     if _closed(alive_r):
         os._exit(1)  # the launcher died before the death signal was armed
     _call("prctl(DUMPABLE)", libc.prctl, PR_SET_DUMPABLE, 0, 0, 0, 0)
-    python = _mount_everything(config, libc)
+    _make_root(config, libc)
     stdin_fd = _stdin_fd(config["stdin"])
     main_py = os.path.join(WORKDIR, "main.py")
     with open(main_py, "w", encoding="utf-8") as f:
@@ -332,7 +441,7 @@ def _init(config: dict, alive_r: int) -> None:
     pid = os.fork()
     if pid == 0:
         try:
-            _worker(config, python, stdin_fd)
+            _worker(config, stdin_fd)
         except BaseException as e:  # noqa: BLE001 - e.g. the interpreter cannot be executed
             os.write(2, f"sandbox: cannot start the program: {e}\n".encode())
         os._exit(126)
@@ -351,33 +460,56 @@ def _closed(fd: int) -> bool:
     return bool(sel.select(timeout=0))
 
 
-def _mount_everything(config: dict, libc) -> dict:
-    """Read-only everything, a private tmpfs on /tmp, a fresh /proc; returns how to run Python."""
+def _make_root(config: dict, libc) -> None:
+    """Build the program's file system (see sandbox_root) on a fresh tmpfs and pivot into it; the
+    machine's own file system is then detached, out of reach of every path and of `..`."""
+    root, new = config["root"], WORKDIR  # built on /tmp, where nothing of sandbox_root lives
+    os.umask(0o022)  # the mount points must be searchable by the program's uid
     _call("make mounts private", libc.mount, b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-    mounts = _mountpoints()
-    for point, flags in mounts:
-        _call(f"remount {point} read-only", libc.mount, None, point.encode(), None,
-              MS_REMOUNT | MS_BIND | MS_RDONLY | flags, None)
+    _mount(libc, "tmpfs", new, MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
+    # parents of links and mount points never go through a link (sandbox_root resolved them), so
+    # makedirs stays inside the new root
+    for path, target in root["links"]:
+        os.makedirs(new + os.path.dirname(path), exist_ok=True)
+        os.symlink(target, new + path)
+    for path, flags in root["binds"]:
+        point = new + path
+        os.makedirs(os.path.dirname(point), exist_ok=True)
+        if os.path.isdir(path):
+            os.mkdir(point)
+        else:
+            os.close(os.open(point, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        _call(f"bind {path}", libc.mount, path.encode(), point.encode(), None, MS_BIND | MS_REC, None)
+        _call(f"remount {path} read-only", libc.mount, None, point.encode(), None, MS_REMOUNT | MS_BIND | flags, None)
+    for path in root["hide"]:
+        _mount(libc, "tmpfs", new + path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")
     uid = config["uid"] if config["uid"] is not None else os.getuid()
     gid = config["uid"] if config["uid"] is not None else os.getgid()
-    opts = f"size={config['disk_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={gid}"
-    _call("mount tmpfs", libc.mount, b"tmpfs", WORKDIR.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts.encode())
-    try:
-        _call("mount /proc", libc.mount, b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    os.mkdir(new + WORKDIR)
+    _mount(libc, "tmpfs", new + WORKDIR, MS_NOSUID | MS_NODEV,
+           f"size={config['disk_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={gid}")
+    os.mkdir(new + "/proc")
+    try:  # while the machine's /proc is still mounted here: a user namespace may only mount a new one then
+        _call("mount /proc", libc.mount, b"proc", (new + "/proc").encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     except _SetupError:
-        pass  # e.g. a container hiding parts of /proc: the host's /proc stays, read-only
-    # the interpreter's own library path, if it needs one (passed through by the parent)
-    python = dict(config["python"], env={k: os.environ[k] for k in ("LD_LIBRARY_PATH",) if k in os.environ})
-    if config["uid"] is not None and not _world_reachable(python["exe"]):
-        # the interpreter lives where a stranger cannot reach it (e.g. /root/.pyenv): show its
-        # install, read-only, inside the sandbox instead
-        os.mkdir(PYTHON_MOUNT, 0o755)
-        _call("bind python", libc.mount, python["prefix"].encode(), PYTHON_MOUNT.encode(), None, MS_BIND | MS_REC, None)
-        _call("remount python read-only", libc.mount, None, PYTHON_MOUNT.encode(), None,
-              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
-        rel = os.path.relpath(python["exe"], python["prefix"])
-        python = {"exe": os.path.join(PYTHON_MOUNT, rel), "env": {"LD_LIBRARY_PATH": PYTHON_MOUNT + "/lib"}}
-    return python
+        pass  # e.g. a container hiding parts of /proc: the program gets an empty /proc, never the machine's
+    os.chdir(new)
+    _call("pivot_root", libc.syscall, _PIVOT_ROOT, b".", b".")  # the old root now lies on top of "."
+    _call("detach the machine's file system", libc.umount2, b".", MNT_DETACH)
+    os.chdir("/")
+    _call("remount / read-only", libc.mount, None, b"/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
+def _mount(libc, fstype: str, point: str, flags: int, options: str) -> None:
+    _call(f"mount {fstype} on {point}", libc.mount, fstype.encode(), point.encode(), fstype.encode(), flags,
+          options.encode())
+
+
+def _kept_flags(path: str, mounts: list[tuple[str, int]]) -> int:
+    """The flags of the mount `path` lives on that a bind of it must keep: in a user namespace the
+    kernel refuses to clear them (locked), and clearing none of them is never less safe."""
+    point = max((p for p, _ in mounts if path == p or path.startswith(p.rstrip("/") + "/")), key=len, default="/")
+    return dict(mounts).get(point, 0)
 
 
 def _mountpoints() -> list[tuple[str, int]]:
@@ -391,6 +523,8 @@ def _mountpoints() -> list[tuple[str, int]]:
             flags = 0
             for opt in fields[5].split(","):
                 flags |= _MOUNT_FLAGS.get(opt, 0)
+            if not flags & (MS_NOATIME | MS_RELATIME):
+                flags |= MS_STRICTATIME  # shown as no atime option at all
             seen.pop(point, None)
             seen[point] = flags
     return list(seen.items())
@@ -409,18 +543,6 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def _world_reachable(path: str) -> bool:
-    """Can a uid with no relation to the file's owner execute it (every directory searchable)?"""
-    import stat
-
-    parts = path.split("/")
-    for i in range(2, len(parts)):
-        if not os.stat("/".join(parts[:i]) or "/").st_mode & stat.S_IXOTH:
-            return False
-    mode = os.stat(path).st_mode
-    return bool(mode & stat.S_IXOTH and mode & stat.S_IROTH)
-
-
 def _stdin_fd(text: str) -> int:
     """A private in-memory copy of stdin (no file on any disk, nothing shared with the host)."""
     if not text:
@@ -431,7 +553,7 @@ def _stdin_fd(text: str) -> int:
     return fd
 
 
-def _worker(config: dict, python: dict, stdin_fd: int) -> None:
+def _worker(config: dict, stdin_fd: int) -> None:
     """Limits, identity, then exec the interpreter on main.py. Never returns."""
     import resource
 
@@ -454,8 +576,9 @@ def _worker(config: dict, python: dict, stdin_fd: int) -> None:
         os.setresgid(config["uid"], config["uid"], config["uid"])
         os.setresuid(config["uid"], config["uid"], config["uid"])
     _call("prctl(NO_NEW_PRIVS)", libc.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    env = dict(_ENV, **python["env"])
-    os.execve(python["exe"], [python["exe"], "-I", "-S", "-B", "-X", "utf8", "main.py"], env)
+    exe, library_path = config["root"]["exe"], config["root"]["library_path"]
+    env = dict(_ENV, LD_LIBRARY_PATH=library_path) if library_path else _ENV
+    os.execve(exe, [exe, "-I", "-S", "-B", "-X", "utf8", "main.py"], env)
 
 
 def _write(path: str, text: str) -> None:
