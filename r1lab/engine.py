@@ -75,8 +75,12 @@ def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, seeds: list[int],
              eos_id: int, pad_id: int, drop_finished: bool = True, return_logprobs: bool = False,
-             autocast=None) -> Rollout:
-    """n samples for each prompt (token ids); returns them grouped: prompt 0's n samples first."""
+             autocast=None, sync=None) -> Rollout:
+    """n samples for each prompt (token ids); returns them grouped: prompt 0's n samples first.
+
+    sync(running_here) -> running_anywhere: for a model sharded over processes (FSDP2), whose every
+    forward is a collective: a process whose rows have all finished keeps stepping (its finished rows
+    ride along, ignored) until every process is done."""
     assert len(seeds) == len(prompts), "one seed per prompt"
     assert n >= 1 and params.max_new_tokens >= 1
     from .kvcache import make_cache
@@ -124,10 +128,10 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
             else:
                 keep.append(j)
         decoded += len(rows)  # rows computed this step, finished riders included
-        if not keep or step == params.max_new_tokens - 1:
+        if step == params.max_new_tokens - 1 or not (sync(bool(keep)) if sync is not None else keep):
             break
         # compact the batch once enough rows have finished (each compaction copies the cache)
-        if drop_finished and len(rows) - len(keep) >= max(1, len(rows) // 8):
+        if drop_finished and keep and len(rows) - len(keep) >= max(1, len(rows) // 8):
             sel = torch.tensor(keep, device=device)
             cache.batch_select_indices(sel)
             active, tokens, mask, next_pos = active[sel], tokens[sel], mask[sel], next_pos[sel]
@@ -143,3 +147,12 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     return Rollout(completions, truncated, logprobs if return_logprobs else None,
                    n_prefill_tokens=sum(len(p) for p in prompts),
                    n_decode_tokens=decoded)
+
+
+def sample(actor, prompts: list[list[int]], n: int, params: SamplingParams, seeds: list[int], eos_id: int,
+           pad_id: int, autocast=None, sync=None) -> Rollout:
+    """`generate` on a torch model, or the same request to an inference engine (`--rollout vllm`:
+    anything with .generate(prompts, n, params, seeds, eos_id=)); every stage samples through here."""
+    if isinstance(actor, torch.nn.Module):
+        return generate(actor, prompts, n, params, seeds, eos_id=eos_id, pad_id=pad_id, autocast=autocast, sync=sync)
+    return actor.generate(prompts, n, params, seeds, eos_id=eos_id)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .engine import SamplingParams, generate
+from .engine import SamplingParams, generate, sample
+from .model import decode_completions
 from .rewards.parse import parse_number, parse_response
 from .rewards.rules import answer_accuracy
 from .rewards.verifiers import verify
@@ -67,22 +68,37 @@ class EvalConfig:
     seed: int = 1234  # sampling seed, independent of the training seed
 
 
-def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=None):
-    """k completions per example: (texts [N*k], token counts [N*k], truncated [N*k])."""
-    texts, lengths, truncated = [], [], []
-    for start in range(0, len(examples), cfg.prompts_per_batch):
-        chunk = examples[start:start + cfg.prompts_per_batch]
+def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=None, world=None,
+                       sync=None):
+    """k completions per example: (texts [N*k], token counts [N*k], truncated [N*k]).
+
+    `model` is a torch model or an inference engine (see engine.sample). With a `world` of several
+    processes, each samples its share of every batch of problems and all get the whole result (the
+    seeds depend on the problem only, so the samples do not depend on the number of processes); a
+    process whose share of a batch is empty samples a stand-in problem, so every process runs the
+    same number of generations (`sync`: a model sharded with FSDP2 needs every process in each forward).
+    """
+    from . import dist
+
+    world = world or dist.World()
+    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
+    mine: list[tuple[int, list[int], bool]] = []  # (index of the problem, completion ids, truncated)
+    step = cfg.prompts_per_batch * world.size
+    for start in range(0, len(examples), step):
+        indices = dist.strided(list(range(start, min(start + step, len(examples)))), world)
+        chunk = [examples[i] for i in indices] or [examples[start]]  # a stand-in when this share is empty
         prompts = [tokenizer(render_prompt(ex["prompt"], cfg.template, tokenizer),
                              add_special_tokens=False)["input_ids"] for ex in chunk]
         seeds = [zlib.crc32(f"{cfg.seed}|{ex['prompt']}".encode()) for ex in chunk]
-        out = generate(model, prompts, cfg.k, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
-                       seeds, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, autocast=autocast)
-        for ids, trunc in zip(out.completions, out.truncated):
-            body = ids[:-1] if ids and ids[-1] == tokenizer.eos_token_id else ids
-            texts.append(tokenizer.decode(body, skip_special_tokens=False))
-            lengths.append(len(ids))
-            truncated.append(trunc)
-    return texts, lengths, truncated
+        out = sample(model, prompts, cfg.k, params, seeds, eos_id=tokenizer.eos_token_id,
+                     pad_id=tokenizer.pad_token_id, autocast=autocast, sync=sync)
+        for r, i in enumerate(indices):
+            for j in range(cfg.k):
+                mine.append((i, out.completions[r * cfg.k + j], out.truncated[r * cfg.k + j]))
+    rows = sorted((row for part in dist.gather(mine, world) for row in part), key=lambda row: row[0])
+    # sorted() is stable: the k samples of a problem stay in order
+    texts = decode_completions(tokenizer, [ids for _, ids, _ in rows])
+    return texts, [len(ids) for _, ids, _ in rows], [trunc for _, _, trunc in rows]
 
 
 def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k: int,
@@ -106,7 +122,7 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
             winner = next(p.answer for p in parsed if canonical_answer(p.answer) == voted)
             cons += verify(winner, ex)
         if language_fn is not None and ex.get("lang"):
-            langs.extend(language_fn(group, [ex] * k))
+            langs.extend(v for v in language_fn(group, [ex] * k) if v is not None)
     metrics = {
         "pass@1": sum(correct) / max(1, len(correct)),
         f"cons@{k}": cons / max(1, n),
@@ -124,9 +140,10 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
 
 
 def evaluate(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=None, language_fn=None,
-             keep_samples: int = 0) -> dict:
-    """Sample, score and summarise; `keep_samples` completions are returned for reading."""
-    texts, lengths, truncated = sample_completions(model, tokenizer, examples, cfg, autocast)
+             keep_samples: int = 0, world=None, sync=None) -> dict:
+    """Sample, score and summarise; `keep_samples` completions are returned for reading. Under
+    torchrun every process must call it (see sample_completions); all get the same metrics."""
+    texts, lengths, truncated = sample_completions(model, tokenizer, examples, cfg, autocast, world, sync)
     metrics = score_samples(texts, lengths, examples, cfg.k, language_fn)
     metrics["truncated"] = sum(truncated) / max(1, len(truncated))
     if keep_samples:
@@ -165,7 +182,7 @@ def diagnose_base(model, tokenizer, n: int = 200, device=None) -> dict:
             ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in prefixes[s:s + 64]]
             r = generate(model, ids, 1, SamplingParams(greedy.max_new_tokens, 0.0), [0] * len(ids),
                          eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
-            out += [tokenizer.decode(c, skip_special_tokens=True) for c in r.completions]
+            out += decode_completions(tokenizer, r.completions)
         return out
 
     direct = continue_greedy([PHRASES[p.lang]["fact"].format(a=p.a, m=p.m, n="").rstrip() for p in probs])

@@ -8,12 +8,14 @@
 - Activation checkpointing (`--activation-checkpointing`): recompute activations in backward. It
   turns off the shared-prefix forward (transformers disables the KV cache under checkpointing).
 - FSDP2 (`--fsdp`, under torchrun): every decoder layer and the model are sharded with
-  `torch.distributed.fsdp.fully_shard`. Training forward/backward are sharded (one forward per
-  micro-batch: the shared-prefix forward runs each layer twice, which a sharded layer cannot
-  differentiate through once its weights are resharded); rollouts and
-  evaluation run on a gathered full copy of the weights (as a colocated inference engine would),
-  refreshed after every update, so that processes with different completion lengths never wait for
-  each other inside generation.
+  `torch.distributed.fsdp.fully_shard`, the policy and the reference alike, so each process holds
+  1/N of both (plus the optimizer state of its shard). Training forward/backward are sharded (one
+  forward per micro-batch: the shared-prefix forward runs each layer twice, which a sharded layer
+  cannot differentiate through once its weights are resharded). Rollouts and evaluation run on the
+  sharded policy too: each forward gathers one layer at a time, so every process must take part in
+  every forward; a process whose samples have all finished keeps stepping until all have
+  (engine.generate's `sync`). No process ever holds a full copy of the weights, except rank 0 for a
+  moment when a checkpoint is written.
 """
 
 from __future__ import annotations
@@ -109,11 +111,14 @@ def load_optimizer_state(model, optimizer, state: dict, sharded: bool) -> None:
                              options=StateDictOptions(full_state_dict=True))
 
 
-class GenerationCopy:
-    """A plain, unsharded replica of a sharded policy, for rollouts and evaluation."""
-
-    def __init__(self, plain_model):
-        self.model = plain_model.eval().requires_grad_(False)
-
-    def refresh(self, policy) -> None:
-        self.model.load_state_dict(full_state_dict(policy, sharded=True, everywhere=True))
+def local_bytes(*modules) -> int:
+    """Bytes of parameters and buffers this process holds for the given modules (a sharded tensor
+    counts its local shard only; None is skipped)."""
+    total = 0
+    for module in modules:
+        if module is None:
+            continue
+        for t in list(module.parameters()) + list(module.buffers()):
+            local = t.to_local() if hasattr(t, "to_local") else t
+            total += local.numel() * local.element_size()
+    return total

@@ -214,3 +214,37 @@ def test_zero_with_vllm_rollout_stops_with_a_clear_error_where_vllm_cannot_run(t
     assert done.returncode == 2
     assert "--rollout vllm needs" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "z").exists()  # stopped before any work
+
+
+def test_zero_runs_end_to_end_through_the_vllm_api(monkeypatch, tmp_path, tiny_model_dir, capsys):
+    """`r1lab zero --rollout vllm`: rollouts and both evaluations go through the engine, the engine gets
+    the policy's weights after every update, close() shuts it down; resuming on the HF engine is refused."""
+    import json
+
+    from fake_vllm import install
+
+    from r1lab.cli import main
+    from r1lab.model import load_model
+
+    fake = install(monkeypatch)
+    out = tmp_path / "run"
+    args = ["zero", "--model", str(tiny_model_dir), "--rollout", "vllm", "--device", "cpu", "--prompts-per-step", "2",
+            "--group-size", "2", "--max-new-tokens", "6", "--eval-problems", "3", "--eval-k", "2",
+            "--eval-max-new-tokens", "6", "--out", str(out)]
+    assert main([*args, "--steps", "2"]) == 0, capsys.readouterr().err
+    llm = fake.LLM.instances[-1]
+    assert len(fake.LLM.instances) == 1
+    # 2 steps x 2 prompts of training, then 3 held-out problems before and after training
+    assert [sp.n for sp in llm.requests] == [2] * 4 + [2] * 3 + [2] * 3
+    assert [sp.max_tokens for sp in llm.requests] == [6] * 4 + [6] * 6
+    assert llm.llm_engine.model_executor.driver_worker.model_runner.model.loads == 2  # after each update
+    final = load_model(out / "model")
+    engine_weights = dict(llm.hf.named_parameters())
+    for name, p in final.named_parameters():
+        assert torch.equal(p, engine_weights[name]), name  # the engine sampled the trained policy
+    assert llm.llm_engine.engine_core.shut_down  # close() released it
+    results = json.loads((out / "eval.json").read_text())
+    assert results["base"]["n_problems"] == results["final"]["n_problems"] == 3
+    args[args.index("vllm")] = "hf"
+    assert main([*args, "--steps", "3"]) == 2
+    assert "settings differ: rollout" in capsys.readouterr().err
