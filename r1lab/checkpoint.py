@@ -24,6 +24,20 @@ MARKER = "COMPLETE"
 log = logging.getLogger("r1lab")
 
 
+def write_json(path: Path, data, sort_keys: bool = False) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in `path`, or {} when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 @contextmanager
 def atomic_folder(final: Path):
     """Yield a temporary folder; on success mark it complete and move it to `final`."""

@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: dict | None = 
         if kind is bool:
             parser.add_argument(name, default=default, action=argparse.BooleanOptionalAction,
                                 help=f"{help_text} (default: {default})")
+        elif typing.get_origin(kind) is list:  # a repeatable flag: --name A --name B
+            parser.add_argument(name, default=list(default), action="append", metavar=f.name.upper(),
+                                help=f"{help_text} (default: none)")
         elif kind in (int, float, str):
             parser.add_argument(name, default=default, type=_typed(kind),
                                 choices=f.metadata.get("choices"), metavar=f.name.upper(),
@@ -97,6 +100,11 @@ def from_dict(cls, data: dict, where: str):
 
 
 def _coerce(value, kind, where):
+    if typing.get_origin(kind) is list:  # YAML: one string or a list of strings
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise UserError(f"{where}: expected a string or a list of strings, got {value!r}")
+        return list(values)
     if value is None or kind not in (bool, int, float, str):
         return value
     if kind is bool and not isinstance(value, bool):

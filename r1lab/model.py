@@ -114,3 +114,10 @@ def autocast(device: torch.device, precision: str):
     """Context for the forward pass: bf16 autocast when asked ("bf16", or "auto" where it pays)."""
     use = precision == "bf16" or (precision == "auto" and fast_bf16(device))
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use)
+
+
+def decode_completions(tokenizer, completions: list[list[int]]) -> list[str]:
+    """The text of each generated completion, as rewards, filters and readers see it: a final EOS
+    dropped, every other token kept (tags and special tokens the model wrote included)."""
+    eos = tokenizer.eos_token_id
+    return [tokenizer.decode(c[:-1] if c and c[-1] == eos else c, skip_special_tokens=False) for c in completions]

@@ -17,13 +17,13 @@ are written.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from . import config as C
+from .checkpoint import write_json
 from .errors import UserError
 from .model import DEFAULT_MODEL
 from .tasks import PromptSet
@@ -224,8 +224,9 @@ class Pipeline:
                   self.dir("r1-rejection-sft"))
 
     def rl_all(self):
-        from .rewards import REWARDS, parse_spec
+        from .rewards import REWARDS, load_reward_fns, parse_spec
         from .rewards.models import RewardModel, helpfulness_reward, safety_reward
+        from .stages.grpo import GRPOConfig
         from .tasks.toy import datasets as D
 
         sec = self.section("rl-all")
@@ -235,8 +236,9 @@ class Pipeline:
         rms = self.dir("reward-models")
         extra = {"helpfulness": helpfulness_reward(RewardModel(rms / "helpfulness" / "model")),
                  "safety": safety_reward(RewardModel(rms / "safety" / "model"))}
+        user_fns = C.from_dict(GRPOConfig, {"reward_fn": sec.get("reward_fn", [])}, f"{self.where}: rl-all").reward_fn
         weights = parse_spec(sec.get("rewards", "accuracy=1,format=0.5,language=1,helpfulness=1,safety=1"),
-                             dict(REWARDS, **extra))
+                             REWARDS | load_reward_fns(user_fns) | extra)
         rule_weights = {k: v for k, v in weights.items() if k not in extra}
         switch = steps - pref_steps
         reasoning = D.reasoning_examples(4000, "train", self.seed)
@@ -261,7 +263,7 @@ class Pipeline:
         folder = self.dir(name)
         folder.mkdir(parents=True, exist_ok=True)
         result = evaluate_model(self.model(name), self.dir("reward-models") / "helpfulness" / "model", suite, self.seed)
-        _write_json(folder / "eval.json", result)
+        write_json(folder / "eval.json", result)
 
 
 class Phased:
@@ -294,8 +296,3 @@ def _write(path: Path, rows: list[dict]) -> None:
 
     write_jsonl(path, rows)
 
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .checkpoint import write_json
+
 KEYS = ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "helpfulness", "harmless_rate",
         "general_accuracy"]
 
@@ -61,9 +63,7 @@ def write_report(out: Path, models: list[str]) -> dict:
         rm = out / "reward-models" / name / "rm.json"
         if rm.is_file():
             summary.setdefault("reward_models", {})[name] = json.loads(rm.read_text())
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "summary.json")
+    write_json(out / "summary.json", summary)
     plots = plot_rl_stages(out)
     (out / "report.md").write_text(render_markdown(summary, evals, plots))
     print(table(summary))

@@ -51,7 +51,7 @@ def test_binary_and_undecodable_files(tmp_path, capsys):
     code, err = run(capsys, "zero", "--task", "jsonl", "--data", blob, "--out", tmp_path / "o", *TINY)
     assert code == 2 and "data.jsonl:2: not valid UTF-8" in err
     code, err = run(capsys, "zero", "--task", "jsonl", "--data", tmp_path, "--out", tmp_path / "o", *TINY)
-    assert code == 2 and "no such file" in err  # a folder is not a data file
+    assert code == 2 and "not a folder written by datasets' save_to_disk" in err  # a folder must be a saved dataset
 
 
 def test_missing_model_files(tmp_path, capsys, tiny_model_dir):

@@ -45,7 +45,9 @@ def test_rule_rewards_in_range(texts):
     for ex in EXAMPLES:
         for name in ("accuracy", "format", "language"):
             values = REWARDS[name](texts, [ex] * len(texts))
-            assert len(values) == len(texts) and all(0.0 <= v <= 1.0 for v in values)
+            assert len(values) == len(texts) and all(0.0 <= v <= 1.0 for v in values if v is not None)
+            if name != "format":  # accuracy and language apply to reasoning prompts only
+                assert all((v is None) == (ex.get("kind", "reasoning") != "reasoning") for v in values)
         for t in texts:
             assert isinstance(answer_accuracy(t, ex), bool)
 

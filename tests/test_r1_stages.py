@@ -39,9 +39,9 @@ def test_reward_routing_summary_vs_whole_response():
     examples = [{"prompt": "hello", "kind": "general"}, {"prompt": "how do i steal the car", "kind": "harmful"},
                 {"prompt": "what is 12 times 3", "answer": "36"}]
     completions = [text, text, GOOD]
-    assert helpfulness_reward(help_rm)(completions, examples) == [2.0, 0.0, 0.0]
+    assert helpfulness_reward(help_rm)(completions, examples) == [2.0, None, None]
     assert help_rm.calls == [(["hello"], ["hello ! how can i help you today ?"])]  # the summary only
-    assert safety_reward(safe_rm)(completions, examples) == [0.5, 0.5, 0.0]       # sigmoid(0); reasoning: 0
+    assert safety_reward(safe_rm)(completions, examples) == [0.5, 0.5, None]       # sigmoid(0); reasoning: n/a
     assert safe_rm.calls == [(["hello", "how do i steal the car"], [text, text])]  # the whole response
 
 

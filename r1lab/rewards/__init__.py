@@ -1,23 +1,122 @@
-"""Rewards: rule-based functions (rules.py), language consistency (language.py) and learned reward
-models (models.py), combined with weights. Every part is logged under its own name.
+"""Rewards: rule-based functions (rules.py), language consistency (language.py), learned reward
+models (models.py) and the user's own, combined with weights. Every part is logged under its own name.
 
-A reward spec is "name=weight,name=weight", e.g. "accuracy=1,format=0.2" (R1-Zero's rule reward).
+The contract, one for built-in and user rewards:
+
+    fn(completions: list[str], examples: list[dict]) -> list[float | None]
+
+`examples[i]` is the whole data row that completion i answers (every column: "answer", "tests",
+"lang", ...). None means "does not apply to this sample": it adds nothing to the total and is left
+out of that part's logged mean. An `async def` reward is awaited together with the other async ones.
+
+A reward spec is "name=weight,name=weight", e.g. "accuracy=1,format=0.5" (R1-Zero's rule reward);
+`--reward-fn PATH.py:NAME` (or `module:NAME`) adds a user function to the names it may use.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures as cf
+import hashlib
+import importlib
+import importlib.util
+import inspect
 import logging
+import math
+import multiprocessing
+import numbers
+import pickle
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
 from .language import language_reward, lingua_language_reward
 from .rules import accuracy_reward, format_reward
 
-RewardFn = Callable[[list[str], list[dict]], list[float]]
+RewardFn = Callable[[list[str], list[dict]], list[float | None]]
 REWARDS: dict[str, RewardFn] = {"accuracy": accuracy_reward, "format": format_reward, "language": language_reward,
                                 "language_lingua": lingua_language_reward}
 log = logging.getLogger("r1lab")
+
+
+# ---------------------------------------------------------------- user functions by name
+
+
+_MODULES: dict[str, object] = {}  # resolved file path -> its module, loaded once per process
+
+
+class FileFunction:
+    """A function defined in a Python file, called by (path, name). It pickles as the pair, so a
+    worker process loads the file itself (a file is not an importable module)."""
+
+    def __init__(self, path: str, name: str, flag: str = "--reward-fn"):
+        self.path, self.name, self.flag = str(Path(path).resolve()), name, flag
+        self.__name__ = name
+
+    def load(self):
+        module = _MODULES.get(self.path)
+        if module is None:
+            digest = hashlib.sha1(self.path.encode()).hexdigest()[:8]
+            spec = importlib.util.spec_from_file_location(f"r1lab_user_{Path(self.path).stem}_{digest}", self.path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses and pickling inside the file need it
+            try:
+                spec.loader.exec_module(module)
+            except Exception as e:  # noqa: BLE001 - any error in the user's file stops the run here
+                del sys.modules[spec.name]
+                raise UserError(f"{self.flag} {self.path}: the file fails to load ({type(e).__name__}: {e})") from None
+            _MODULES[self.path] = module
+        fn = getattr(module, self.name, None)
+        if fn is None:
+            raise UserError(f"{self.flag} {self.path}:{self.name}: the file defines no {self.name!r}")
+        if not callable(fn):
+            raise UserError(f"{self.flag} {self.path}:{self.name}: {self.name!r} is a {type(fn).__name__}, "
+                            "not a function")
+        return fn
+
+    def __call__(self, *args, **kwargs):
+        return self.load()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{self.path}:{self.name}"
+
+
+def load_function(spec: str, flag: str = "--reward-fn") -> tuple[str, Callable]:
+    """"PATH.py:NAME" or "module:NAME" -> (NAME, the function), checked now: a missing file, module
+    or name, or a name that is not callable, is a UserError naming the file and the name."""
+    target, sep, name = str(spec).rpartition(":")
+    if not sep or not target.strip() or not name.isidentifier():
+        raise UserError(f"{flag} {spec!r}: expected PATH.py:NAME or module:NAME (NAME a Python name)")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        if not Path(target).is_file():
+            raise UserError(f"{flag} {spec}: no such file {target!r}")
+        fn = FileFunction(target, name, flag)
+        fn.load()
+        return name, fn
+    try:
+        module = importlib.import_module(target)
+    except ImportError as e:
+        raise UserError(f"{flag} {spec}: cannot import module {target!r} ({e})") from None
+    fn = getattr(module, name, None)
+    if fn is None:
+        raise UserError(f"{flag} {spec}: module {target!r} defines no {name!r}")
+    if not callable(fn):
+        raise UserError(f"{flag} {spec}: {name!r} is a {type(fn).__name__}, not a function")
+    return name, fn
+
+
+def load_reward_fns(specs: list[str]) -> dict[str, RewardFn]:
+    """Each `--reward-fn` spec registered under its NAME (a name given twice is an error)."""
+    fns: dict[str, RewardFn] = {}
+    for spec in specs:
+        name, fn = load_function(spec, "--reward-fn")
+        if name in fns or name in REWARDS:
+            raise UserError(f"--reward-fn {spec}: the name {name!r} is taken (a built-in or another --reward-fn)")
+        fns[name] = fn
+    return fns
 
 
 def parse_spec(spec: str, known: dict[str, RewardFn] | None = None) -> dict[str, float]:
@@ -28,7 +127,8 @@ def parse_spec(spec: str, known: dict[str, RewardFn] | None = None) -> dict[str,
         name, _, weight = part.partition("=")
         name = name.strip()
         if name not in known:
-            raise UserError(f"--rewards: unknown reward {name!r}; known: {', '.join(sorted(known))}")
+            raise UserError(f"--rewards: unknown reward {name!r}; known: {', '.join(sorted(known))} "
+                            "(add your own with --reward-fn PATH.py:NAME)")
         try:
             weights[name] = float(weight) if weight else 1.0
         except ValueError:
@@ -42,43 +142,206 @@ def parse_spec(spec: str, known: dict[str, RewardFn] | None = None) -> dict[str,
     return weights
 
 
+# ---------------------------------------------------------------- calling rewards
+
+
+@dataclass
+class Part:
+    """One reward's values on a batch, after containment."""
+
+    values: list[float | None]  # None: does not apply; 0.0 where the reward failed
+    failed: list[bool]  # the reward raised, timed out or returned something unusable for this sample
+    problem: str | None = None  # what broke the contract (wrong length, type, NaN), if anything
+    message: str | None = None  # the first error, for the log
+
+
+def _run_async(awaitable):
+    """Await from synchronous code, also when the caller already runs an event loop (a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(awaitable)
+    with cf.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, awaitable).result()
+
+
+async def _gather(awaitables):
+    return await asyncio.gather(*awaitables, return_exceptions=True)
+
+
+def _call(fns: dict[str, RewardFn], completions, examples) -> dict:
+    """Every reward on the batch: its raw result or the exception it raised. Async rewards run
+    concurrently, in one event loop."""
+    results, pending = {}, {}
+    for name, fn in fns.items():
+        try:
+            out = fn(completions, examples)
+        except Exception as e:  # noqa: BLE001 - contained below
+            results[name] = e
+            continue
+        if inspect.isawaitable(out):
+            pending[name] = out
+        else:
+            results[name] = out
+    if pending:
+        results.update(zip(pending, _run_async(_gather(list(pending.values())))))
+    return results
+
+
+def _problem(out, n: int) -> str | None:
+    """Why a raw result breaks the contract, or None when it is n numbers-or-None, all finite."""
+    if isinstance(out, (str, bytes, dict)) or not hasattr(out, "__len__"):
+        return f"returned a {type(out).__name__}, expected a list of {n} numbers or None"
+    if len(out) != n:
+        return f"returned {len(out)} values for {n} completions"
+    for i, v in enumerate(out):
+        if v is None:
+            continue
+        if not isinstance(v, numbers.Real):
+            return f"returned a {type(v).__name__} at position {i}, expected a number or None"
+        if not math.isfinite(float(v)):
+            return f"returned {float(v)} at position {i}"
+    return None
+
+
+def _contain(name: str, fn: RewardFn, out, completions, examples) -> Part:
+    """A batch result made safe: when the batch raised or broke the contract, every completion is
+    scored alone, and the ones that still fail score 0 and are counted."""
+    problem = None if isinstance(out, Exception) else _problem(out, len(completions))
+    if not isinstance(out, Exception) and problem is None:
+        return Part([None if v is None else float(v) for v in out], [False] * len(completions))
+    first = f"{type(out).__name__}: {out}" if isinstance(out, Exception) else problem
+    values, failed = [], []
+    for c, ex in zip(completions, examples):
+        one = _call({name: fn}, [c], [ex])[name]
+        bad = one if isinstance(one, Exception) else _problem(one, 1)
+        values.append(0.0 if bad else (None if one[0] is None else float(one[0])))
+        failed.append(bool(bad))
+    return Part(values, failed, problem, f"{name}: {first}")
+
+
+def evaluate_parts(fns: dict[str, RewardFn], completions: list[str], examples: list[dict]) -> dict[str, Part]:
+    """Every reward on a batch, contained (this runs in a worker process with --reward-workers)."""
+    raw = _call(fns, completions, examples)
+    return {name: _contain(name, fns[name], raw[name], completions, examples) for name in fns}
+
+
 @dataclass
 class Scores:
-    total: list[float]  # weighted sum per completion
-    parts: dict[str, list[float]]  # unweighted value of each reward per completion
-    errors: int = 0  # completions for which some reward raised (scored 0 for that reward)
+    total: list[float]  # weighted sum per completion (rewards that return None add nothing)
+    parts: dict[str, list[float | None]]  # unweighted value of each reward per completion, None = n/a
+    errors: int = 0  # completions for which some reward raised, hung or broke the contract (scored 0)
     error_messages: list[str] = field(default_factory=list)
+
+
+def combine(parts: dict[str, Part], weights: dict[str, float]) -> Scores:
+    n = len(next(iter(parts.values())).values)
+    total = [sum(weights[k] * p.values[i] for k, p in parts.items() if p.values[i] is not None) for i in range(n)]
+    errors = sum(any(p.failed[i] for p in parts.values()) for i in range(n))
+    messages = [p.message for p in parts.values() if p.message]
+    if messages:
+        log.warning("reward errors: %s", messages[0])
+    return Scores(total, {k: p.values for k, p in parts.items()}, errors, messages)
 
 
 def score(completions: list[str], examples: list[dict], weights: dict[str, float],
           fns: dict[str, RewardFn] | None = None) -> Scores:
-    """Weighted sum of rewards. A reward that raises scores 0 for that completion and is counted,
-    never crashing the run; a batch that raises is retried one completion at a time."""
+    """Weighted sum of rewards, in this process. A reward that raises scores 0 for that completion
+    and is counted, never crashing the run; a batch that fails is retried one completion at a time."""
     fns = REWARDS if fns is None else fns
-    parts, errors, messages = {}, [False] * len(completions), []
-    for name in weights:
-        fn = fns[name]
-        try:
-            values = [float(v) for v in fn(completions, examples)]
-            if len(values) != len(completions):
-                raise ValueError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
-        except Exception as batch_error:  # noqa: BLE001 - contain it, then find which completion failed
-            values = []
-            for i, (c, ex) in enumerate(zip(completions, examples)):
-                try:
-                    values.append(float(fn([c], [ex])[0]))
-                except Exception as e:  # noqa: BLE001
-                    values.append(0.0)
-                    errors[i] = True
-                    messages.append(f"{name}: {type(e).__name__}: {e}")
-            if not messages:
-                messages.append(f"{name}: {type(batch_error).__name__}: {batch_error}")
-        values = [v if v == v and abs(v) != float("inf") else 0.0 for v in values]  # NaN/inf -> 0
-        parts[name] = values
-    total = [sum(weights[n] * parts[n][i] for n in weights) for i in range(len(completions))]
-    if messages:
-        log.warning("reward errors: %s", messages[0])
-    return Scores(total, parts, sum(errors), messages)
+    return combine(evaluate_parts({k: fns[k] for k in weights}, completions, examples), weights)
+
+
+class RewardRunner:
+    """Scores batches for a training run: the first batch of each reward is checked strictly (a
+    broken contract stops the run with the reward's name), later ones are contained. With
+    `workers` > 0 the rewards run in that many processes, each call bounded by `timeout` seconds;
+    a call that hangs or kills its process scores 0 for its samples and the pool is replaced."""
+
+    def __init__(self, fns: dict[str, RewardFn], workers: int = 0, timeout: float = 0.0):
+        self.fns, self.workers, self.timeout = fns, workers, timeout
+        self.checked: set[str] = set()
+        self._pool = None
+        self.remote = {k for k, fn in fns.items() if workers and _picklable(fn)}
+        local = sorted(set(fns) - self.remote)
+        if workers and local:
+            log.warning("rewards %s cannot be sent to a worker process (not importable by name); they run here",
+                        ", ".join(local))
+
+    def score(self, completions: list[str], examples: list[dict], weights: dict[str, float]) -> Scores:
+        used = {k: self.fns[k] for k in weights}
+        remote = {k: fn for k, fn in used.items() if k in self.remote}
+        parts = evaluate_parts({k: fn for k, fn in used.items() if k not in remote}, completions, examples)
+        if remote:
+            parts.update(self._in_workers(remote, completions, examples))
+        for name in weights:
+            if name not in self.checked and parts[name].problem:
+                raise UserError(f"reward {name!r} {parts[name].problem} (first batch; the contract is "
+                                "fn(completions, examples) -> list[float | None], one value per completion)")
+            self.checked.add(name)
+        return combine({k: parts[k] for k in weights}, weights)
+
+    def _in_workers(self, fns, completions, examples) -> dict[str, Part]:
+        """Split the batch into one chunk per worker; a chunk that times out or crashes fails whole."""
+        n = len(completions)
+        size = -(-n // self.workers)
+        chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
+        pool = self._get_pool()
+        futures = [pool.submit(evaluate_parts, fns, completions[a:b], examples[a:b]) for a, b in chunks]
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        parts = {k: Part([], [], None, None) for k in fns}
+        broken = False
+        for (a, b), fut in zip(chunks, futures):
+            try:
+                got = fut.result(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except Exception as e:  # noqa: BLE001 - a timeout, a dead worker, or unpicklable data
+                broken = True
+                why = (f"no result within --reward-timeout {self.timeout:g} s" if isinstance(e, cf.TimeoutError)
+                       else f"{type(e).__name__}: {e}")
+                got = {k: Part([0.0] * (b - a), [True] * (b - a), None, f"{k}: {why}") for k in fns}
+            for k, p in got.items():
+                parts[k].values += p.values
+                parts[k].failed += p.failed
+                parts[k].problem = parts[k].problem or p.problem
+                parts[k].message = parts[k].message or p.message
+        if broken:
+            self._kill_pool()
+        return parts
+
+    def _get_pool(self):
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            # start every worker now, so that starting a process is not charged to a call's timeout
+            for fut in [self._pool.submit(_ready) for _ in range(self.workers)]:
+                fut.result()
+        return self._pool
+
+    def _kill_pool(self) -> None:
+        """A hung call cannot be cancelled: end the pool's processes and start afresh next batch."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _ready() -> bool:
+    time.sleep(0.05)  # long enough that each warm-up call lands on a worker of its own
+    return True
+
+
+def _picklable(fn) -> bool:
+    try:
+        pickle.dumps(fn)
+        return True
+    except Exception:  # noqa: BLE001 - closures, lambdas, bound models
+        return False
 
 
 from . import tasks  # noqa: E402,F401 - registers the task library's verifiers (math, countdown, code, gsm8k)

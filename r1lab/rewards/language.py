@@ -7,7 +7,7 @@ Which language a word is in is decided by a pluggable identifier:
   - `LinguaIdentifier`: the `lingua-language-detector` package for real text (optional extra
     `r1lab[lang]`); it splits mixed text into single-language spans and counts their words.
 Words no identifier claims (digits, symbols, names, words shared by both languages) are not counted.
-Only reasoning prompts are scored (general prompts get 0 from this reward, a constant within a group).
+Only reasoning prompts are scored (general prompts get None: the reward does not apply).
 A completion without a chain of thought, or whose chain of thought has no identifiable word, scores 0:
 there is nothing to show it is in the right language.
 """
@@ -84,11 +84,11 @@ def consistency(text: str, target: str, identifier: Identifier) -> float:
 
 
 def make_language_reward(identifier: Identifier):
-    """A reward `fn(completions, examples) -> list[float]` for an identifier."""
+    """A reward `fn(completions, examples) -> list[float | None]` for an identifier."""
 
-    def language_reward(completions: list[str], examples: list[dict]) -> list[float]:
+    def language_reward(completions: list[str], examples: list[dict]) -> list[float | None]:
         return [consistency(c, ex.get("lang", "en"), identifier) if ex.get("kind", "reasoning") == "reasoning"
-                else 0.0 for c, ex in zip(completions, examples)]
+                else None for c, ex in zip(completions, examples)]
 
     return language_reward
 

@@ -2,7 +2,8 @@
 
 Following the paper: the helpfulness model scores only the final summary (the answer, not the
 reasoning), and the safety model scores the whole response (reasoning included), because harm can
-hide in either. Reasoning prompts keep their rule rewards: these functions give them 0.
+hide in either. Reasoning prompts keep their rule rewards: these functions give them None (not
+applicable), so they add nothing to the total and stay out of the logged means.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ class RewardModel:
 
 
 def helpfulness_reward(rm: RewardModel):
-    """Reward = helpfulness score of the summary, for general prompts; 0 for other kinds."""
+    """Reward = helpfulness score of the summary, for general prompts; None for other kinds."""
 
-    def helpfulness(completions: list[str], examples: list[dict]) -> list[float]:
+    def helpfulness(completions: list[str], examples: list[dict]) -> list[float | None]:
         idx = [i for i, ex in enumerate(examples) if ex.get("kind") == "general"]
-        values = [0.0] * len(completions)
+        values: list[float | None] = [None] * len(completions)
         if idx:
             scores = rm.score([examples[i]["prompt"] for i in idx], [summary(completions[i]) for i in idx])
             for i, s in zip(idx, scores):
@@ -62,12 +63,12 @@ def helpfulness_reward(rm: RewardModel):
 
 
 def safety_reward(rm: RewardModel):
-    """Reward = probability that the whole response is safe, for general and harmful prompts; 0 for
-    reasoning prompts."""
+    """Reward = probability that the whole response is safe, for general and harmful prompts; None
+    for reasoning prompts."""
 
-    def safety(completions: list[str], examples: list[dict]) -> list[float]:
+    def safety(completions: list[str], examples: list[dict]) -> list[float | None]:
         idx = [i for i, ex in enumerate(examples) if ex.get("kind") in ("general", "harmful")]
-        values = [0.0] * len(completions)
+        values: list[float | None] = [None] * len(completions)
         if idx:
             scores = rm.score([examples[i]["prompt"] for i in idx], [completions[i] for i in idx])
             for i, s in zip(idx, scores):

@@ -1,5 +1,6 @@
-"""Rule-based rewards. Each is a batched pure function `fn(completions, examples) -> list[float]`:
-completions are the decoded texts, examples the dicts they answer (with at least "answer").
+"""Rule-based rewards. Each is a batched pure function `fn(completions, examples) -> list[float | None]`:
+completions are the decoded texts, examples the dicts they answer (with at least "answer"); None
+where the rule does not apply.
 
 >>> accuracy_reward(["<think> ... </think> <answer> 6 </answer>"], [{"answer": "6"}])
 [1.0]
@@ -25,10 +26,14 @@ def format_reward(completions: list[str], examples: list[dict]) -> list[float]:
             for c, ex in zip(completions, examples)]
 
 
-def accuracy_reward(completions: list[str], examples: list[dict]) -> list[float]:
+def accuracy_reward(completions: list[str], examples: list[dict]) -> list[float | None]:
     """1 when the content of the single <answer> block verifies against the example's answer.
-    Reasoning prompts only (general prompts are judged by reward models): 0 for the others."""
-    return [1.0 if is_reasoning(ex) and verify(parse_response(c).answer, ex) else 0.0
+    Reasoning prompts only (general prompts are judged by reward models): None for the others.
+
+    >>> accuracy_reward(["<answer> gato </answer>"], [{"answer": "gato", "kind": "general"}])
+    [None]
+    """
+    return [(1.0 if verify(parse_response(c).answer, ex) else 0.0) if is_reasoning(ex) else None
             for c, ex in zip(completions, examples)]
 
 

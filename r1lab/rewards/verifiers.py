@@ -1,7 +1,8 @@
 """Verifiers: is a final answer right? Each takes (answer_text, example) and returns True/False.
 
 The example's "verifier" field picks one (default "number"), so a batch mixing tasks is scored
-correctly sample by sample. Tasks of the task library register theirs with `register`.
+correctly sample by sample. Tasks of the task library register theirs with `register`; a user's
+task (`--task PATH.py:NAME`) names its verifier "PATH.py:FUNCTION", loaded on first use.
 """
 
 from __future__ import annotations
@@ -73,6 +74,24 @@ def verify(answer: str | None, example: dict) -> bool:
     if answer is None:
         return False
     name = example.get("verifier", "number")
+    if name not in VERIFIERS and ":" in name and "#" not in name:  # a user's verifier, PATH.py:NAME or module:NAME
+        from . import load_function
+
+        VERIFIERS[name] = load_function(name, "verifier")[1]
     if name not in VERIFIERS:
         raise KeyError(f"unknown verifier {name!r}; known: {sorted(VERIFIERS)}")
     return bool(VERIFIERS[name](answer, example))
+
+
+def function_key(fn) -> str | None:
+    """"PATH.py:NAME" or "module:NAME" by which another process can load `fn`, or None (a closure, a
+    lambda, a function of a script run as __main__)."""
+    import sys
+
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    name = getattr(fn, "__name__", "")
+    if module is None or getattr(module, name, None) is not fn or module.__name__ == "__main__":
+        return None
+    if module.__name__.startswith("r1lab_user_"):  # loaded from a file by rewards.FileFunction
+        return f"{module.__file__}:{name}"
+    return f"{module.__name__}:{name}"

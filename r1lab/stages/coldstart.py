@@ -30,7 +30,7 @@ from ..config import check_positive, opt
 from ..engine import SamplingParams, generate
 from ..errors import UserError
 from ..evaluate import ar_result
-from ..model import load_model, load_tokenizer
+from ..model import decode_completions, load_model, load_tokenizer
 from ..rewards.language import consistency, toy_identifier
 from ..rewards.parse import MAX_CHARS, last_number, parse_response
 from ..tasks.toy import arithmetic as ar
@@ -149,7 +149,7 @@ def collect(cfg: ColdStartConfig) -> list[dict]:
     for s in range(0, len(ids), 32):
         out = generate(model, ids[s:s + 32], cfg.samples, SamplingParams(cfg.max_new_tokens, temperature),
                        seeds[s:s + 32], tok.eos_token_id, tok.pad_token_id)
-        texts += [tok.decode(c, skip_special_tokens=True) for c in out.completions]
+        texts += decode_completions(tok, out.completions)
     teacher = _Teacher(cfg.teacher) if cfg.teacher else None
     ident = toy_identifier()
     rows = []
@@ -212,7 +212,7 @@ class _Teacher:
                   f"clearly and step by step, keeping every number.\nReasoning: {reasoning}\nRewritten:")
         ids = self.tok(prompt, add_special_tokens=False)["input_ids"]
         out = generate(self.model, [ids], 1, SamplingParams(512, 0.0), [0], self.tok.eos_token_id, self.tok.pad_token_id)
-        return self.tok.decode(out.completions[0], skip_special_tokens=True).strip()
+        return decode_completions(self.tok, out.completions)[0].strip()
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

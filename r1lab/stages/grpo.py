@@ -16,7 +16,7 @@ No critic, no neural reward model: this is DeepSeek-R1-Zero's recipe (paper sect
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import math
 import time
 import zlib
@@ -29,14 +29,14 @@ from .. import checkpoint as ckpt
 from .. import dist, parallel
 from ..config import check_positive, opt, to_dict, write_json
 from ..dist import World
-from ..engine import SamplingParams, generate
+from ..engine import SamplingParams, sample
 from ..errors import UserError
 from ..evaluate import EvalConfig, evaluate
 from ..forward import completion_logits, frozen_logprobs, sequences
-from ..logs import MetricsLog
+from ..logs import MetricsLog, check_report_to
 from ..losses import LOSS_AGGREGATIONS, group_advantages, grpo_loss, token_entropy, token_logprobs
-from ..model import autocast, load_model, load_tokenizer, resolve_model_path, save_model
-from ..rewards import REWARDS, parse_spec, score
+from ..model import autocast, decode_completions, load_model, load_tokenizer, resolve_model_path, save_model
+from ..rewards import REWARDS, RewardRunner, load_reward_fns, parse_spec
 from ..tasks import load_task
 from ..template import render_prompt
 
@@ -57,7 +57,12 @@ class GRPOConfig:
     top_p: float = opt(1.0, "rollout nucleus sampling")
     template: str = opt("r1-zero", "prompt template: 'r1-zero' (paper Table 1), 'plain', or 'chat' (tokenizer's)")
     rewards: str = opt("accuracy=1,format=0.5", "weighted rewards, name=weight,...: accuracy, format, language (the toy "
-                       "lexicon), language_lingua (real text; r1lab[lang])")
+                       "lexicon), language_lingua (real text; r1lab[lang]), and the names of --reward-fn functions")
+    reward_fn: list[str] = opt([], "your reward function, PATH.py:NAME or module:NAME, fn(completions, examples) -> "
+                               "list[float | None]; registered as NAME for --rewards (repeatable)")
+    reward_workers: int = opt(0, "worker processes that run the reward functions (0 = in the training process)")
+    reward_timeout: float = opt(60.0, "seconds a reward call may take in a worker before its samples score 0 and "
+                                "count as reward_errors (--reward-workers > 0; 0 = no limit)")
     lr: float = opt(1e-4, "AdamW learning rate (constant after warmup)")
     warmup_steps: int = opt(0, "steps of linear learning-rate warmup")
     weight_decay: float = opt(0.0, "AdamW weight decay")
@@ -85,6 +90,8 @@ class GRPOConfig:
     eval_temperature: float = opt(0.6, "evaluation sampling temperature (paper: 0.6)")
     eval_top_p: float = opt(0.95, "evaluation top-p (paper: 0.95)")
     eval_max_new_tokens: int = opt(144, "evaluation token budget per sample")
+    report_to: str = opt("terminal,jsonl,tensorboard", "where step metrics go, comma-separated: terminal, jsonl "
+                         "(OUT/metrics.jsonl), tensorboard, wandb (r1lab[wandb]; WANDB_MODE=offline works), or none")
     save_every: int = opt(0, "checkpoint every N steps (0 = only at the end)")
     keep_last: int = opt(2, "checkpoints kept (0 = all)")
     precision: str = opt("auto", "bf16 autocast where fast ('auto'), 'fp32' or 'bf16'", ["auto", "fp32", "bf16"])
@@ -96,7 +103,7 @@ class GRPOConfig:
 # settings that change nothing about the trajectory: a run may be resumed with different values
 _RESUMABLE = {"out", "steps", "save_every", "keep_last", "eval_problems", "eval_k", "eval_temperature",
               "eval_top_p", "eval_max_new_tokens", "threads", "micro_batch", "device", "max_nonfinite",
-              "vllm_gpu_memory"}
+              "vllm_gpu_memory", "reward_workers", "reward_timeout", "report_to"}
 # `rollout` is not among them: vLLM's samples differ from the HF engine's (other kernels, other random
 # streams), so a run resumed on the other engine would not be the run it claims to continue
 
@@ -149,9 +156,10 @@ def sample_seed(seed: int, step: int, round_: int, index: int) -> int:
 
 
 def rollout(model, tokenizer, examples: list[dict], cfg: GRPOConfig, step: int, round_: int, weights,
-            reward_fns, prompt_cache: dict, amp, offset: int = 0) -> Batch:
+            reward_fns, prompt_cache: dict, amp, offset: int = 0, sync=None) -> Batch:
     """Generate G samples for each example and score them. `offset` is the position of the first
-    example in the global batch (its sampling seed does not depend on which process samples it)."""
+    example in the global batch (its sampling seed does not depend on which process samples it).
+    `model` is the policy or an inference engine (engine.sample); `sync` as in engine.generate."""
     prompts = []
     for ex in examples:
         key = ex["prompt"]
@@ -161,38 +169,34 @@ def rollout(model, tokenizer, examples: list[dict], cfg: GRPOConfig, step: int, 
     seeds = [sample_seed(cfg.seed, step, round_, offset + i) for i in range(len(examples))]
     t0 = time.perf_counter()
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
-    if isinstance(model, torch.nn.Module):
-        out = generate(model, prompts, cfg.group_size, params, seeds, eos_id=tokenizer.eos_token_id,
-                       pad_id=tokenizer.pad_token_id, autocast=amp)
-    else:  # the vLLM engine
-        out = model.generate(prompts, cfg.group_size, params, seeds, eos_id=tokenizer.eos_token_id)
+    out = sample(model, prompts, cfg.group_size, params, seeds, eos_id=tokenizer.eos_token_id,
+                 pad_id=tokenizer.pad_token_id, autocast=amp, sync=sync)
     G = cfg.group_size
     rows = [ex for ex in examples for _ in range(G)]
-    texts = [tokenizer.decode(c[:-1] if c and c[-1] == tokenizer.eos_token_id else c, skip_special_tokens=False)
-             for c in out.completions]
+    texts = decode_completions(tokenizer, out.completions)
     t1 = time.perf_counter()
-    scores = score(texts, rows, weights, reward_fns)
-    return Batch(rows, [p for p in prompts for _ in range(G)], out.completions, texts, out.truncated,
-                 torch.tensor(scores.total), scores.parts, scores.errors, t1 - t0, time.perf_counter() - t1)
+    scores = reward_fns.score(texts, rows, weights)
+    return Batch(examples=rows, prompt_ids=[p for p in prompts for _ in range(G)], completion_ids=out.completions,
+                 texts=texts, truncated=out.truncated, rewards=torch.tensor(scores.total), parts=scores.parts,
+                 reward_errors=scores.errors, t_gen=t1 - t0, t_reward=time.perf_counter() - t1)
+
+
+ROW_FIELDS = ("examples", "prompt_ids", "completion_ids", "texts", "truncated")  # Batch's per-row lists
 
 
 def concat(batches: list[Batch]) -> Batch:
-    if len(batches) == 1:
-        return batches[0]
-    return Batch(sum((b.examples for b in batches), []), sum((b.prompt_ids for b in batches), []),
-                 sum((b.completion_ids for b in batches), []), sum((b.texts for b in batches), []),
-                 sum((b.truncated for b in batches), []), torch.cat([b.rewards for b in batches]),
-                 {k: sum((b.parts[k] for b in batches), []) for k in batches[0].parts},
-                 sum(b.reward_errors for b in batches), sum(b.t_gen for b in batches),
-                 sum(b.t_reward for b in batches))
+    """Batches one after the other (DAPO's refill rounds); counts and seconds add up."""
+    return Batch(**{f: sum((getattr(b, f) for b in batches), []) for f in ROW_FIELDS},
+                 rewards=torch.cat([b.rewards for b in batches]),
+                 parts={k: sum((b.parts[k] for b in batches), []) for k in batches[0].parts},
+                 **{f: sum(getattr(b, f) for b in batches) for f in ("reward_errors", "t_gen", "t_reward")})
 
 
 def select_groups(batch: Batch, groups: list[int], G: int) -> Batch:
+    """The rows of the given groups, in that order; counts and seconds are the batch's."""
     rows = [g * G + j for g in groups for j in range(G)]
-    pick = lambda xs: [xs[i] for i in rows]  # noqa: E731
-    return Batch(pick(batch.examples), pick(batch.prompt_ids), pick(batch.completion_ids), pick(batch.texts),
-                 pick(batch.truncated), batch.rewards[rows], {k: pick(v) for k, v in batch.parts.items()},
-                 batch.reward_errors, batch.t_gen, batch.t_reward)
+    return dataclasses.replace(batch, **{f: [getattr(batch, f)[i] for i in rows] for f in ROW_FIELDS},
+                               rewards=batch.rewards[rows], parts={k: [v[i] for i in rows] for k, v in batch.parts.items()})
 
 
 def lr_lambda(cfg: GRPOConfig):
@@ -211,7 +215,7 @@ class Run:
     out: Path
     task: object
     prompts: object  # anything with .batch(step, n, seed)
-    reward_fns: dict
+    reward_fns: RewardRunner  # scores batches with the named rewards (in workers with --reward-workers)
     weights: dict
     tokenizer: object
     model: object
@@ -226,19 +230,23 @@ class Run:
     eval_cfg: EvalConfig
     language_fn: object
     world: World
-    gen: object | None  # what generates rollouts when it is not the policy itself: FSDP2's unsharded
-    # copy, or the vLLM engine; .model generates, .refresh(policy) syncs it after each update
+    gen: object | None  # the vLLM engine when it generates rollouts instead of the policy:
+    # .model generates, .refresh(policy) syncs it after each update, .close() releases it
+    sync: object | None = None  # FSDP2: engine.generate's sync (every process takes part in each forward)
+    param_bytes: tuple[int, int] = (0, 0)  # (this process's, one unsharded copy's) policy + reference bytes
 
 
-def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
+def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source, task=None) -> Run:
     """Validate, load, and resume from the last complete checkpoint of the same run in cfg.out."""
     check_config(cfg)
+    check_positive(cfg, ["reward_workers", "reward_timeout"], allow_zero=("reward_workers", "reward_timeout"))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    reward_fns = dict(REWARDS, **(extra_rewards or {}))
+    reward_fns = REWARDS | load_reward_fns(cfg.reward_fn) | (extra_rewards or {})
     weights = parse_spec(cfg.rewards, reward_fns)
-    task = load_task(cfg.task, cfg.data, cfg.eval_data, cfg.eval_problems)
+    check_report_to(cfg.report_to)
+    task = task if task is not None else load_task(cfg.task, cfg.data, cfg.eval_data, cfg.eval_problems)
     world, device = dist.init(cfg.device)
     dist.shard(list(range(cfg.prompts_per_step)), world)  # fails early when P does not split evenly
     if world.size > 1 and cfg.dynamic_sampling:
@@ -266,9 +274,9 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
             print(f"resuming from {last} (step {meta['step']})")
     elif cfg.lora_rank:
         model = parallel.add_lora(model, cfg.lora_rank, cfg.lora_alpha)
-    previous = _read_json(out / "config.json")
+    previous = ckpt.read_json(out / "config.json")
     same_run = bool(previous) and {k: v for k, v in previous.items() if k not in _RESUMABLE} == run_identity(cfg)
-    results = _read_json(out / "eval.json") if same_run else {}  # another run's evaluation is not ours
+    results = ckpt.read_json(out / "eval.json") if same_run else {}  # another run's evaluation is not ours
     dist.barrier(world)  # every process has read the old config before rank 0 rewrites it
     if world.main:
         write_json(cfg, out / "config.json")
@@ -287,9 +295,9 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
         parallel.enable_checkpointing(model)
     if cfg.rollout == "vllm":
         gen = _VLLMActor(cfg, model, start)
-    if cfg.fsdp:
-        gen = parallel.GenerationCopy(copy.deepcopy(model))
-        parallel.shard(model)
+    unsharded = parallel.local_bytes(model, ref)
+    if cfg.fsdp:  # the reference is sharded like the policy; rollouts and evaluation run on the sharded
+        parallel.shard(model)  # policy (FSDP2 gathers one layer at a time), no full replica anywhere
         if ref is not None:
             parallel.shard(ref)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -301,9 +309,12 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source) -> Run:
         ckpt.set_rng_state(state["rng"])
     eval_cfg = EvalConfig(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
                           max_new_tokens=cfg.eval_max_new_tokens, template=cfg.template)
-    return Run(cfg, out, task, prompt_source or task.train, reward_fns, weights, tokenizer, model, ref,
+    sync = (lambda running: dist.any_true(running, world)) if cfg.fsdp else None
+    runner = RewardRunner(reward_fns, cfg.reward_workers, cfg.reward_timeout)
+    return Run(cfg, out, task, prompt_source or task.train, runner, weights, tokenizer, model, ref,
                state is None or state.get("ref") is None, optimizer, scheduler, autocast(device, cfg.precision),
-               device, start, results, eval_cfg, reward_fns["language"] if task.name == "toy" else None, world, gen)
+               device, start, results, eval_cfg, REWARDS["language"] if task.name == "toy" else None, world, gen,
+               sync, (parallel.local_bytes(model, ref), unsharded))
 
 
 class _VLLMActor:
@@ -320,6 +331,9 @@ class _VLLMActor:
 
     def refresh(self, policy) -> None:
         self.model.refresh(parallel.merged_copy(policy) if hasattr(policy, "peft_config") else policy)
+
+    def close(self) -> None:
+        self.model.close()
 
 
 def check_context(task, tokenizer, model, cfg: GRPOConfig) -> None:
@@ -340,29 +354,34 @@ def check_context(task, tokenizer, model, cfg: GRPOConfig) -> None:
                                 f"--max-new-tokens / --eval-max-new-tokens)")
 
 
-def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=None, prompt_source=None) -> dict:
+def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=None, prompt_source=None,
+          task=None) -> dict:
     """Run GRPO as configured; returns the eval results ({"base": ..., "final": ...}).
+    The public entry point is `r1lab.grpo` (r1lab/api.py), which also takes data and reward callables.
 
-    extra_rewards: reward functions beyond the built-in ones (e.g. reward models), by name.
+    extra_rewards: reward functions beyond the built-in ones and cfg.reward_fn (e.g. reward models),
+    by name, each fn(completions, examples) -> list[float | None] (sync or async).
     reward_schedule(step) -> weights: overrides the weights per step (R1 stage 4 adds preference
     rewards only in the last steps). prompt_source: anything with .batch(step, n, seed) to use
-    instead of the task's training prompts.
+    instead of the task's training prompts. task: a tasks.Task to use instead of cfg.task/cfg.data.
     """
-    run = setup(cfg, extra_rewards, prompt_source)
+    run = setup(cfg, extra_rewards, prompt_source, task)
     if run.start >= cfg.steps and (not cfg.eval_problems or "final" in run.results):
         print(f"{run.out}: this run is already complete ({cfg.steps} steps)")
         if "final" in run.results and "base" in run.results:
             print(eval_table(run.results))
         return run.results
-    if cfg.eval_problems and "base" not in run.results and run.start == 0 and run.world.main:
-        _evaluate(run, "base")
+    if cfg.eval_problems and "base" not in run.results and run.start == 0:
+        _evaluate(run, "base")  # every process samples its share of the problems
     dist.barrier(run.world)
 
     model, tokenizer, device, amp, world = run.model, run.tokenizer, run.device, run.amp, run.world
-    log = (MetricsLog(run.out, "grpo", total=cfg.steps, resume_step=run.start if run.start else None)
+    log = (MetricsLog(run.out, "grpo", total=cfg.steps, resume_step=run.start if run.start else None,
+                      report_to=cfg.report_to, config=to_dict(cfg))
            if world.main else None)
     G, P = cfg.group_size, cfg.prompts_per_step
     prompt_cache: dict = {}
+    held = dist.gather(run.param_bytes[0], world)  # policy + reference bytes on each process (FSDP2: shards)
     bad_in_a_row = 0
     model.train()
     for step in range(run.start, cfg.steps):
@@ -370,7 +389,8 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
         # 1-3. prompts (this process's whole groups) -> rollouts -> rewards
         mine, offset = dist.shard(run.prompts.batch(step, P, cfg.seed), world)
         actor = run.gen.model if run.gen is not None else model
-        batch = rollout(actor, tokenizer, mine, cfg, step, 0, weights, run.reward_fns, prompt_cache, amp, offset)
+        batch = rollout(actor, tokenizer, mine, cfg, step, 0, weights, run.reward_fns, prompt_cache, amp, offset,
+                        run.sync)
         summary = summarize(batch, G)  # before DAPO's refill: zero_std counts the groups as sampled
         if cfg.dynamic_sampling:
             batch = _refill(batch, actor, tokenizer, run.prompts, cfg, step, weights, run.reward_fns, prompt_cache, amp)
@@ -399,7 +419,8 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
             reset_reference(run)
         summaries = dist.gather(summary, world)
         if log is not None:
-            log.log(step, _step_metrics(summaries, stats, run.optimizer, t_train))
+            log.log(step, {**_step_metrics(summaries, stats, run.optimizer, t_train), "param_bytes": max(held),
+                           "param_bytes_unsharded": run.param_bytes[1]})
         if bad_in_a_row >= cfg.max_nonfinite:
             if log is not None:
                 log.close()
@@ -410,12 +431,14 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
             save_checkpoint(run, step)
     if log is not None:
         log.close()
+    run.reward_fns.close()
     save_final(run)
-    if world.main:
-        if cfg.eval_problems:
-            _evaluate(run, "final")
-            if "base" in run.results:
-                print(eval_table(run.results))
+    if cfg.eval_problems:
+        _evaluate(run, "final")
+        if "base" in run.results and world.main:
+            print(eval_table(run.results))
+    if run.gen is not None:
+        run.gen.close()  # vLLM gives its GPU memory back
     dist.barrier(world)
     return run.results
 
@@ -472,11 +495,14 @@ def save_final(run: Run) -> None:
 
 
 def _evaluate(run: Run, name: str) -> None:
+    """Held-out evaluation through whatever generates the rollouts (the policy, or the vLLM engine
+    holding the policy's current weights); called on every process, rank 0 writes."""
     actor = run.gen.model if run.gen is not None else run.model
     run.results[name] = evaluate(actor, run.tokenizer, run.task.eval_examples, run.eval_cfg, run.amp,
-                                 run.language_fn, keep_samples=3)
-    _write_json(run.out / "eval.json", run.results)
-    print(_eval_line(name, run.results[name]))
+                                 run.language_fn, keep_samples=3, world=run.world, sync=run.sync)
+    if run.world.main:
+        ckpt.write_json(run.out / "eval.json", run.results)
+        print(_eval_line(name, run.results[name]))
 
 
 def _refill(batch, model, tokenizer, prompts, cfg, step, weights, reward_fns, cache, amp) -> Batch:
@@ -556,9 +582,10 @@ def _step_metrics(parts: list[dict], train_stats: dict, optimizer, t_train) -> d
     cat = lambda key: [x for p in parts for x in p[key]]  # noqa: E731
     rewards, lengths, truncated, zero_std = cat("rewards"), cat("lengths"), cat("truncated"), cat("zero_std")
     row = {"reward": sum(rewards) / len(rewards)}
-    for name in parts[0]["parts"]:
-        values = [x for p in parts for x in p["parts"][name]]
-        row[f"reward_{name}"] = sum(values) / len(values)
+    for name in parts[0]["parts"]:  # the mean over the samples the reward applies to (None: it does not)
+        values = [x for p in parts for x in p["parts"][name] if x is not None]
+        if values:
+            row[f"reward_{name}"] = sum(values) / len(values)
     if "reward_accuracy" in row:
         row["accuracy"] = row["reward_accuracy"]
     if "reward_format" in row:
@@ -570,16 +597,6 @@ def _step_metrics(parts: list[dict], train_stats: dict, optimizer, t_train) -> d
                 "t_gen": max(p["t_gen"] for p in parts), "t_reward": max(p["t_reward"] for p in parts),
                 "t_train": t_train})
     return row
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _eval_line(name: str, m: dict) -> str:

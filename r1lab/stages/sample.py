@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config import check_positive, opt
 from ..engine import SamplingParams, generate
-from ..model import load_model, load_tokenizer
+from ..model import decode_completions, load_model, load_tokenizer
 from ..rewards.language import consistency, toy_identifier
 from ..rewards.parse import MAX_CHARS, parse_response
 from ..rewards.verifiers import VERIFIERS, verify
@@ -118,8 +118,7 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
         out = generate(model, ids[s:s + 32], cfg.samples,
                        SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p), seeds[s:s + 32],
                        tok.eos_token_id, tok.pad_token_id)
-        texts += [tok.decode(c[:-1] if c and c[-1] == tok.eos_token_id else c, skip_special_tokens=False)
-                  for c in out.completions]
+        texts += decode_completions(tok, out.completions)
     stats = Counter()
     rows = []
     for i, ex in enumerate(examples):

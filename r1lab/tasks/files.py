@@ -41,18 +41,53 @@ def load_examples(path: str | Path, required=("prompt", "answer")) -> list[dict]
             raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(row, dict):
             raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        for field in required:
-            if field not in row:
-                raise UserError(f"{path}:{lineno}: missing field {field!r} (each line needs {', '.join(required)})")
-        if "prompt" in required and (not isinstance(row["prompt"], str) or not row["prompt"].strip()):
-            raise UserError(f"{path}:{lineno}: field 'prompt' must be a non-empty string")
-        if "answer" in required:
-            if isinstance(row["answer"], bool) or not isinstance(row["answer"], (str, int, float)):
-                raise UserError(f"{path}:{lineno}: field 'answer' must be a string or a number, "
-                                f"got {type(row['answer']).__name__}")
-            row["answer"] = str(row["answer"])
         row.setdefault("_line", lineno)
-        examples.append(row)
+        examples.append(check_row(row, f"{path}:{lineno}", required))
     if not examples:
         raise UserError(f"{path}: no examples (the file is empty)")
     return examples
+
+
+def check_row(row: dict, where: str, required=("prompt", "answer")) -> dict:
+    """One example checked: the required fields present, "prompt" a non-empty string, "answer" a
+    string or a number (kept as a string). Every other field is kept as it is."""
+    for field in required:
+        if field not in row:
+            raise UserError(f"{where}: missing field {field!r} (each line needs {', '.join(required)})")
+    if "prompt" in required and (not isinstance(row["prompt"], str) or not row["prompt"].strip()):
+        raise UserError(f"{where}: field 'prompt' must be a non-empty string")
+    if "answer" in required:
+        if isinstance(row["answer"], bool) or not isinstance(row["answer"], (str, int, float)):
+            raise UserError(f"{where}: field 'answer' must be a string or a number, got {type(row['answer']).__name__}")
+        row["answer"] = str(row["answer"])
+    return row
+
+
+def check_rows(rows, source: str) -> list[dict]:
+    """Examples from any source (a file's rows, a list of dicts, a datasets.Dataset), each checked;
+    errors name the file and line (JSONL) or the row."""
+    out = []
+    for i, row in enumerate(rows):
+        where = f"{source}:{row['_line']}" if isinstance(row, dict) and "_line" in row else f"{source}: row {i}"
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected a dict with prompt and answer, got {type(row).__name__}")
+        out.append(check_row(dict(row), where))
+    if not out:
+        raise UserError(f"{source}: no examples")
+    return out
+
+
+def rows_of(data, source: str = "data") -> list[dict]:
+    """The rows of `data`: a list of dicts, a `datasets.Dataset`, or a path (JSONL, Parquet or a
+    `save_to_disk` folder, told apart by what it is)."""
+    if isinstance(data, (str, Path)):
+        from .library import read_rows
+
+        return read_rows(str(data))
+    if hasattr(data, "to_list") and hasattr(data, "column_names"):  # a datasets.Dataset
+        return data.to_list()
+    if hasattr(data, "keys") and hasattr(data, "column_names"):  # a DatasetDict
+        raise UserError(f"{source}: a DatasetDict with splits {sorted(data.keys())}: pass one split, e.g. ds['train']")
+    if isinstance(data, (list, tuple)):
+        return list(data)
+    raise UserError(f"{source}: expected a list of dicts, a datasets.Dataset or a file path, got {type(data).__name__}")

@@ -61,9 +61,17 @@ def read_rows(path: str, split: str = "train") -> list[dict]:
     p = Path(path)
     if p.is_dir():
         return _read_datasets_folder(p, split)
-    if p.suffix == ".parquet":
+    if p.suffix == ".parquet" or _starts_with(p, b"PAR1"):
         return _read_parquet(p)
     return load_examples(p, required=())
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _read_parquet(path: Path) -> list[dict]:

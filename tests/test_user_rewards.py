@@ -1,0 +1,290 @@
+"""Bring your own verifier: the reward contract, user functions by file, module or Python, async
+rewards, reward workers with timeouts, and the examples/ folder, each with tiny settings."""
+
+import asyncio
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import r1lab
+from r1lab.cli import main
+from r1lab.errors import UserError
+from r1lab.rewards import RewardRunner, load_function, parse_spec, score
+from r1lab.stages.grpo import _step_metrics
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY = dict(steps=1, prompts_per_step=2, group_size=2, max_new_tokens=8, eval_problems=0, micro_batch=4)
+ROWS = [{"prompt": f"what is {a} times 3", "answer": str(3 * a), "secret": a, "kind": "reasoning"} for a in range(10, 20)]
+
+WORKER_FNS = '''
+import os, time
+
+def hangs(completions, examples):
+    if any(e.get("hang") for e in examples):
+        time.sleep(60)
+    return [1.0] * len(completions)
+
+def crashes(completions, examples):
+    if any(e.get("crash") for e in examples):
+        os._exit(3)
+    return [1.0] * len(completions)
+
+def raises(completions, examples):
+    return [1 / 0 if "bad" in c else 0.5 for c in completions]
+
+def always_hangs(completions, examples):
+    time.sleep(60)
+
+def wrong_length(completions, examples):
+    return [1.0]
+
+NOT_A_FUNCTION = 3
+'''
+
+
+@pytest.fixture()
+def fns_file(tmp_path):
+    path = tmp_path / "my_rewards.py"
+    path.write_text(WORKER_FNS)
+    return path
+
+
+# ---------------------------------------------------------------- the contract
+
+
+def test_none_adds_nothing_and_is_left_out_of_the_mean():
+    def half(completions, examples):
+        return [1.0 if e["kind"] == "reasoning" else None for e in examples]
+
+    exs = [{"kind": "reasoning"}, {"kind": "general"}, {"kind": "reasoning"}, {"kind": "general"}]
+    s = score(["a", "b", "c", "d"], exs, {"half": 2.0}, {"half": half})
+    assert s.total == [2.0, 0.0, 2.0, 0.0] and s.parts["half"] == [1.0, None, 1.0, None] and s.errors == 0
+    summary = {"rewards": s.total, "parts": s.parts, "lengths": [1] * 4, "truncated": [False] * 4, "errors": 0,
+               "t_gen": 0.0, "t_reward": 0.0, "zero_std": [False, False]}
+
+    class Opt:
+        param_groups = [{"lr": 1.0}]
+
+    row = _step_metrics([summary], {}, Opt(), 0.0)
+    assert row["reward_half"] == 1.0  # the mean over the two samples it applies to, not 0.5
+    assert row["reward"] == 1.0
+
+
+def test_builtin_accuracy_does_not_apply_to_general_prompts():
+    from r1lab.rewards.rules import accuracy_reward
+
+    good = "<think> x </think> <answer> 36 </answer>"
+    assert accuracy_reward([good, good], [{"answer": "36"}, {"answer": "x", "kind": "general"}]) == [1.0, None]
+
+
+def test_async_rewards_are_awaited_together():
+    started = set()
+
+    def waiter(me, other):
+        async def fn(completions, examples):
+            started.add(me)
+            for _ in range(300):  # returns 1 only if the other reward runs at the same time
+                if other in started:
+                    return [1.0] * len(completions)
+                await asyncio.sleep(0.01)
+            return [0.0] * len(completions)
+        return fn
+
+    s = score(["a", "b"], [{}, {}], {"a": 1.0, "b": 1.0}, {"a": waiter("a", "b"), "b": waiter("b", "a")})
+    assert s.parts == {"a": [1.0, 1.0], "b": [1.0, 1.0]}
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda c, e: [1.0], "reward 'r' returned 1 values for 2 completions"),
+    (lambda c, e: ["1", "2"], "reward 'r' returned a str at position 0"),
+    (lambda c, e: [math.nan, 1.0], "reward 'r' returned nan at position 0"),
+    (lambda c, e: 1.0, "reward 'r' returned a float"),
+])
+def test_broken_contract_is_an_error_on_the_first_batch_then_contained(bad, message):
+    runner = RewardRunner({"r": bad})
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        runner.score(["a", "b"], [{}, {}], {"r": 1.0})
+    good_first = {"calls": 0}
+
+    def flaky(c, e):
+        good_first["calls"] += 1
+        return [1.0] * len(c) if good_first["calls"] == 1 else bad(c, e)
+
+    runner = RewardRunner({"r": flaky})
+    assert runner.score(["a", "b"], [{}, {}], {"r": 1.0}).total == [1.0, 1.0]
+    later = runner.score(["a", "b"], [{}, {}], {"r": 1.0})  # later batches: retried one by one, contained
+    if "values for" in message:  # one completion at a time, one value is the right length
+        assert later.errors == 0 and later.total == [1.0, 1.0]
+    else:
+        assert later.errors == 2 and later.total == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------- user functions by name
+
+
+def test_reward_from_file_and_from_module(fns_file):
+    name, fn = load_function(f"{fns_file}:raises")
+    assert name == "raises" and fn(["ok"], [{}]) == [0.5]
+    name, fn = load_function("r1lab.rewards.rules:format_reward")
+    assert name == "format_reward" and fn(["<answer> 1 </answer>"], [{}]) == [0.0]
+    weights = parse_spec("accuracy=1,raises=2", r1lab.REWARDS | {"raises": load_function(f"{fns_file}:raises")[1]})
+    assert weights == {"accuracy": 1.0, "raises": 2.0}
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("nope.py:f", "--reward-fn nope.py:f: no such file 'nope.py'"),
+    ("{file}:missing", "{file}:missing: the file defines no 'missing'"),
+    ("{file}:NOT_A_FUNCTION", "{file}:NOT_A_FUNCTION: 'NOT_A_FUNCTION' is a int, not a function"),
+    ("{file}", "expected PATH.py:NAME or module:NAME"),
+    ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+    ("r1lab.rewards.rules:nothing", "module 'r1lab.rewards.rules' defines no 'nothing'"),
+])
+def test_bad_reward_fn_specs_stop_before_any_work(tmp_path, capsys, fns_file, spec, message):
+    spec, message = spec.format(file=fns_file), message.format(file=fns_file.resolve())
+    out = tmp_path / "o"
+    code = main(["zero", "--reward-fn", spec, "--out", str(out), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_reward_fn_name_must_be_weighted_or_known(tmp_path, capsys, fns_file):
+    code = main(["zero", "--rewards", "accuracy=1,nope=1", "--reward-fn", f"{fns_file}:raises",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "unknown reward 'nope'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def test_workers_contain_hangs_crashes_and_exceptions(fns_file):
+    fns = {n: load_function(f"{fns_file}:{n}")[1] for n in ("hangs", "crashes", "raises")}
+    runner = RewardRunner(fns, workers=2, timeout=2.0)
+    try:
+        exs = [{}, {}, {"hang": True}, {}]
+        s = runner.score(["a", "b", "c", "d"], exs, {"hangs": 1.0})
+        assert s.parts["hangs"] == [1.0, 1.0, 0.0, 0.0]  # the hung call's samples (one chunk) score 0
+        assert s.errors == 2 and "--reward-timeout" in s.error_messages[0]
+        s = runner.score(["a", "b", "c", "d"], [{}, {}, {}, {"crash": True}], {"crashes": 1.0})
+        assert s.parts["crashes"][:2] == [1.0, 1.0] and s.parts["crashes"][3] == 0.0 and s.errors >= 1
+        s = runner.score(["ok", "bad", "ok", "ok"], [{}] * 4, {"raises": 1.0})  # the pool was replaced
+        assert s.parts["raises"] == [0.5, 0.0, 0.5, 0.5] and s.errors == 1
+    finally:
+        runner.close()
+
+
+def test_run_finishes_with_hung_and_raising_verifiers(tmp_path, tiny_model_dir, fns_file):
+    cfg = r1lab.GRPOConfig(model=str(tiny_model_dir), out=str(tmp_path / "o"), reward_workers=1, reward_timeout=1.0,
+                           reward_fn=[f"{fns_file}:always_hangs"], rewards="format=1,always_hangs=1", **TINY)
+    result = r1lab.grpo(cfg, data=ROWS)
+    rows = [json.loads(line) for line in Path(result["metrics"]).read_text().splitlines()]
+    assert rows[0]["reward_errors"] == 4 and rows[0]["reward_always_hangs"] == 0.0
+    assert (Path(result["model"]) / "config.json").is_file()
+
+
+# ---------------------------------------------------------------- the Python API and data
+
+
+def test_python_api_rewards_see_every_column(tmp_path, tiny_model_dir):
+    seen = []
+
+    def secret(completions, examples):
+        seen.extend(examples)
+        return [float(e["secret"] % 2) if e["secret"] < 15 else None for e in examples]
+
+    async def aio(completions, examples):
+        await asyncio.sleep(0)
+        return [1.0] * len(completions)
+
+    cfg = r1lab.GRPOConfig(model=str(tiny_model_dir), out=str(tmp_path / "o"), rewards="secret=1,aio=0.5", **TINY)
+    result = r1lab.grpo(cfg, data=ROWS, rewards={"secret": secret, "aio": aio})
+    assert seen and all("secret" in e and "kind" in e for e in seen)
+    row = json.loads(Path(result["metrics"]).read_text().splitlines()[0])
+    applied = [e["secret"] % 2 for e in seen if e["secret"] < 15]
+    if applied:
+        assert row["reward_secret"] == pytest.approx(sum(applied) / len(applied))
+    else:
+        assert "reward_secret" not in row
+    assert row["reward_aio"] == 1.0 and result["model"] == tmp_path / "o" / "model"
+    with pytest.raises(UserError, match="does not weigh them"):
+        r1lab.grpo(cfg, data=ROWS, rewards={"other": secret})
+
+
+def test_data_alone_is_the_users_file(tmp_path, tiny_model_dir):
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    for data in (jsonl, tmp_path / "saved"):
+        task = r1lab.load_task(data=str(data), eval_problems=2)
+        assert len(task.train.examples) == 8 and task.eval_examples[0]["secret"] == 18
+
+
+def test_report_to(tmp_path, monkeypatch):
+    from r1lab.logs import MetricsLog, check_report_to
+
+    log = MetricsLog(tmp_path, "grpo", report_to="jsonl")
+    log.log(0, {"reward": 1.0})
+    log.close()
+    assert (tmp_path / "metrics.jsonl").is_file() and not list(tmp_path.glob("events.out.tfevents*"))
+    assert check_report_to("none") == set()
+    with pytest.raises(UserError, match="unknown 'tensorbord'"):
+        check_report_to("terminal,tensorbord")
+    monkeypatch.setitem(__import__("sys").modules, "wandb", None)  # as if wandb were not installed
+    with pytest.raises(UserError, match=r"pip install 'r1lab\[wandb\]'"):
+        check_report_to("wandb")
+
+
+# ---------------------------------------------------------------- examples/
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["--reward-fn", "examples/short_reasoning.py:short_and_right", "--rewards", "accuracy=1,format=0.5,short_and_right=0.5"],
+    ["--reward-fn", "examples/async_reward.py:judged", "--rewards", "accuracy=1,format=0.5,judged=1"],
+    ["--task", "examples/reverse_task.py:reverse_words", "--eval-problems", "2", "--eval-k", "2",
+     "--eval-max-new-tokens", "8"],
+], ids=["reward-file", "async", "task-file"])
+def test_command_line_examples(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(EXAMPLES.parent)
+    out = tmp_path / "o"
+    code = main(["zero", "--steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "16",
+                 "--eval-problems", "0", *args, "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    name = args[3].split(",")[-1].split("=")[0] if args[0] == "--reward-fn" else "accuracy"
+    assert f"reward_{name}" in row or name == "accuracy"
+    if args[0] == "--task":
+        assert json.loads((out / "eval.json").read_text())["final"]["n_problems"] == 2
+
+
+def test_example_task_and_reward_units():
+    task = r1lab.load_task(str(EXAMPLES / "reverse_task.py") + ":reverse_words", eval_problems=5)
+    ex = task.eval_examples[0]
+    from r1lab.rewards.rules import accuracy_reward
+
+    assert accuracy_reward([f"<think> x </think> <answer> {ex['answer']} </answer>"], [ex]) == [1.0]
+    assert accuracy_reward(["<think> x </think> <answer> no </answer>"], [ex]) == [0.0]
+    short = _load("short_reasoning").short_and_right
+    right = "<think> 3 times 4 is 12 </think> <answer> 12 </answer>"
+    assert short([right, right], [{"answer": "12"}, {"answer": "12", "kind": "general"}]) == [0.975, None]
+    judged = _load("async_reward").judged
+    assert asyncio.run(judged(["the answer is 12", "no"], [{"answer": "12"}] * 2)) == [1.0, 0.0]
+
+
+def test_python_example_on_a_dataset(tmp_path, tiny_model_dir):
+    result = _load("zero_with_verifier").main(steps=1, out=str(tmp_path / "o"), model=str(tiny_model_dir), **{
+        k: v for k, v in TINY.items() if k != "steps"})
+    row = json.loads(Path(result["metrics"]).read_text().splitlines()[0])
+    assert "reward_close_enough" in row and (tmp_path / "o" / "model" / "config.json").is_file()
