@@ -1,13 +1,17 @@
-"""The sandbox stops or blocks hostile programs, scores them 0, and leaves nothing behind.
+"""The sandbox stops or blocks hostile programs, scores them 0, shows them nothing of the machine
+but Python, and leaves nothing behind.
 
 Every hostile program here is bounded by itself too (a spawn loop stops at 300, sleeps end), so
 even a broken sandbox could not take the machine down.
 """
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +20,46 @@ from pathlib import Path
 import pytest
 
 from r1lab.rewards.tasks import code_passes
-from r1lab.sandbox import UID_BASE, SandboxResult, check_available, run_python
+from r1lab.sandbox import UID_BASE, SandboxResult, check_available, run_python, sandbox_root
 
-REASON = check_available()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"sandbox unavailable here: {REASON}")
+REPO = Path(__file__).resolve().parents[1]
+
+# What the sandbox needs from the kernel, tried without r1lab's launcher: new namespaces (with a
+# user namespace unless root), a private tmpfs, a bind mount. Only a kernel or container that
+# refuses these may skip the tests; a sandbox that fails where this works is a bug and fails them.
+KERNEL_PROBE = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def need(what, rc):
+    if rc != 0:
+        sys.exit(f"{what}: {os.strerror(ctypes.get_errno())}")
+flags = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000  # mount, uts, ipc, pid, net
+if os.geteuid() == 0:
+    need("unshare", libc.unshare(flags))
+else:
+    uid, gid = os.getuid(), os.getgid()
+    need("unshare with a user namespace", libc.unshare(flags | 0x10000000))
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+need("make mounts private", libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None))  # MS_REC | MS_PRIVATE
+need("mount a tmpfs", libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None))
+os.mkdir("/tmp/dev")
+need("bind mount", libc.mount(b"/dev", b"/tmp/dev", None, 0x1000, None))  # MS_BIND
+"""
+
+
+def kernel_refusal() -> str | None:
+    """Why this kernel or container refuses what the sandbox needs (None: it allows it)."""
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    probe = subprocess.run([sys.executable, "-I", "-S", "-c", KERNEL_PROBE], capture_output=True, text=True,
+                           timeout=60)
+    return None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["?"])[-1]
+
+
+REFUSAL = kernel_refusal()
+pytestmark = pytest.mark.skipif(REFUSAL is not None, reason=f"the kernel refuses namespaces or mounts: {REFUSAL}")
 
 ADD = {"prompt": "write add(a, b)", "answer": "", "entry_point": "add", "verifier": "code",
        "tests": [{"args": [1, 2], "expected": 3}, {"args": [-4, 4], "expected": 0}]}
@@ -64,6 +104,10 @@ def machine_left_clean():
     assert host_files_of_sandbox_uids() == []
 
 
+def test_sandbox_works_where_the_kernel_allows_it():
+    assert check_available() is None  # a launcher bug fails here (and everywhere below), never skips
+
+
 def test_correct_program_runs_and_scores_one():
     r = run_python("import sys\nprint(sum(range(10)))\nprint('err', file=sys.stderr)")
     assert isinstance(r, SandboxResult)
@@ -81,8 +125,6 @@ def test_exit_status_and_stdin():
 def test_environment_is_minimal_and_unprivileged():
     r = run_python("import os, json\nprint(json.dumps([dict(os.environ), os.getuid(), os.getcwd(), "
                    "sorted(int(p) for p in os.listdir('/proc') if p.isdigit())]))")
-    import json
-
     env, uid, cwd, pids = json.loads(r.stdout)
     assert set(env) <= {"PATH", "HOME", "TMPDIR", "LANG", "LD_LIBRARY_PATH", "LC_CTYPE"}
     assert uid != 0 and cwd == "/tmp" and pids == [1, 2]  # its own PID namespace: init and itself
@@ -241,3 +283,146 @@ def test_hostile_source_is_refused_before_running():
         run_python("x" * 300_000)
     with pytest.raises(ValueError):
         run_python("pass", memory_mb=1)
+
+
+# ---------------------------------------------------------------- what the program can read
+
+
+def shown_under(folder: str) -> set[str]:
+    """Names a listing of `folder` must show in the sandbox: the next step towards each path of
+    sandbox_root() (the interpreter, its standard library and libraries, /dev/null, /dev/urandom)."""
+    prefix = folder.rstrip("/") + "/"
+    paths = [p for p, _ in sandbox_root()["binds"]] + [p for p, _ in sandbox_root()["links"]]
+    return {p[len(prefix):].split("/")[0] for p in paths if p.startswith(prefix)}
+
+
+def open_errors(paths: list[str]) -> list[str]:
+    """What a sandboxed program got when it tried to read each path: the exception's name or 'read'."""
+    src = ("import json, sys\nout = []\nfor path in %r:\n    try:\n        open(path, 'rb').read(64)\n"
+           "        out.append('read')\n    except OSError as e:\n        out.append(type(e).__name__)\n"
+           "print(json.dumps(out))") % (paths,)
+    r = run_python(src)
+    assert r.ok, r
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def public_folder():
+    """A folder anyone on this machine may read, as a user's --data folder often is."""
+    folder = tempfile.mkdtemp(prefix="r1lab-sandbox-test-", dir="/var/tmp")
+    os.chmod(folder, 0o755)
+    yield Path(folder)
+    shutil.rmtree(folder)
+
+
+def test_the_root_shows_only_python():
+    home = os.path.expanduser("~")
+    src = ("import json, os\nout = {}\nfor folder in %r:\n    try:\n        out[folder] = sorted(os.listdir(folder))\n"
+           "    except OSError as e:\n        out[folder] = type(e).__name__\nprint(json.dumps(out))"
+           ) % (["/", home, "/home", "/etc"],)
+    r = run_python(src)
+    seen = json.loads(r.stdout)
+    assert seen["/"] == sorted(shown_under("/") | {"dev", "proc", "tmp"})
+    assert not {"etc", "home", "sys", "var", "boot", REPO.parts[1]} & set(seen["/"])
+    # the home folder: nothing of it, or only the way to an interpreter installed there (pyenv)
+    assert seen[home] == (sorted(shown_under(home)) if shown_under(home) else "FileNotFoundError")
+    assert seen["/home"] == "FileNotFoundError" and seen["/etc"] == "FileNotFoundError"
+
+
+def test_nothing_beyond_python_anywhere():
+    # a full walk of what the program sees, outside its own /proc and /tmp and the standard library
+    src = ("import json, os, sys\nstdlib = tuple(p + '/' for p in sys.path)\nseen = []\n"
+           "for folder, dirs, files in os.walk('/'):\n"
+           "    dirs[:] = [d for d in dirs if os.path.join(folder, d) not in ('/proc', '/tmp')]\n"
+           "    for name in dirs + files:\n        path = os.path.join(folder, name)\n"
+           "        if not path.startswith(stdlib):\n            seen.append(path)\nprint(json.dumps(seen))")
+    r = run_python(src, timeout_s=10)
+    root = sandbox_root()
+    shown = [p for p, _ in root["binds"]] + [p for p, _ in root["links"]] + root["hide"]
+    allowed = set(shown) | {os.path.dirname(p) for p in shown} | {"/proc", "/tmp"}
+    for path in shown:
+        while path != "/":
+            allowed.add(path := os.path.dirname(path))
+    seen = json.loads(r.stdout)
+    assert seen and [p for p in seen if p not in allowed] == []
+
+
+def test_training_data_is_out_of_reach(public_folder):
+    shipped = REPO / "r1lab" / "assets" / "tasks" / "code.jsonl"  # the data of `r1lab zero --task code`
+    data = public_folder / "train.jsonl"  # a user's --data
+    shutil.copy(shipped, data)
+    os.chmod(data, 0o644)
+    checkpoints = public_folder / "runs" / "zero" / "step-10"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "config.json").write_text("{}")
+    for path in (public_folder, public_folder / "runs", public_folder / "runs" / "zero", checkpoints):
+        os.chmod(path, 0o755)
+    assert open_errors([str(shipped), str(data), str(checkpoints / "config.json")]) == ["FileNotFoundError"] * 3
+
+
+def test_r1lab_source_is_out_of_reach():
+    sources = [REPO / "r1lab" / "sandbox.py", REPO / "r1lab" / "rewards" / "tasks.py", REPO / "tests" / "test_sandbox.py"]
+    assert open_errors([str(p) for p in sources]) == ["FileNotFoundError"] * 3
+    # nor does the command line of its process 1 (the launcher) name the project or its venv
+    r = run_python("print(open('/proc/1/cmdline').read().replace('\\0', ' '))")
+    assert r.ok and "--launch" in r.stdout
+    assert str(REPO) not in r.stdout and sys.prefix not in r.stdout and "sandbox.py" not in r.stdout
+
+
+def test_other_processes_are_closed():
+    # process 1 (init) is not dumpable; this test's own process is outside the sandbox's PID namespace
+    assert open_errors(["/proc/1/environ", f"/proc/{os.getpid()}/environ"]) == ["PermissionError", "FileNotFoundError"]
+
+
+LOOKUP = '''\
+import json, os
+
+def search(top):
+    """[path, expected] from every JSON or JSONL record with tests for `secret` under `top`."""
+    found = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) != "/proc"]
+        for name in files:
+            if name.endswith((".json", ".jsonl")):
+                path = os.path.join(folder, name)
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        for line in f:
+                            if '"secret"' in line:
+                                found.append([path, json.loads(line)["tests"][0]["expected"]])
+                except (OSError, ValueError, KeyError, IndexError, TypeError):
+                    pass
+    return found
+
+def secret():
+    found = search("/")
+    return found[0][1] if found else None
+'''
+
+
+def test_expected_outputs_cannot_be_looked_up(public_folder):
+    token = uuid.uuid4().hex  # the answer: no way to compute it, only to find it
+    example = {"prompt": "write secret()", "answer": "", "entry_point": "secret", "verifier": "code",
+               "tests": [{"args": [], "expected": token}]}
+    data = public_folder / "train.jsonl"
+    data.write_text(json.dumps(example) + "\n")
+    os.chmod(data, 0o644)
+    # on the machine the lookup works: it finds the record and its expected output
+    host = subprocess.run([sys.executable, "-c", LOOKUP + f"print(__import__('json').dumps(search({str(public_folder)!r})))"],
+                          capture_output=True, text=True, timeout=30)
+    assert json.loads(host.stdout) == [[str(data), token]]
+    # in the sandbox it finds nothing anywhere, and the reward is 0
+    r = run_python(LOOKUP + "print(json.dumps(search('/')))", timeout_s=10)
+    assert r.ok and json.loads(r.stdout) == []
+    assert code_passes(f"```python\n{LOOKUP}```", example) is False
+    assert code_passes(f"```python\ndef secret():\n    return {token!r}\n```", example) is True
+
+
+def test_a_normal_solution_uses_the_stdlib_and_its_scratch_folder():
+    solution = ("import collections, decimal, fractions, hashlib, heapq, itertools, json, math, re, sqlite3\n"
+                "def add(a, b):\n    with open('scratch.json', 'w') as f:\n        json.dump([a, b], f)\n"
+                "    with open('scratch.json') as f:\n        x, y = json.load(f)\n"
+                "    db = sqlite3.connect(':memory:')\n    total = db.execute('select ? + ?', (x, y)).fetchone()[0]\n"
+                "    assert hashlib.sha256(b'x').hexdigest() and re.match('a', 'a')\n"
+                "    return int(decimal.Decimal(total)) + int(fractions.Fraction(0))\n")
+    assert code_passes(solution, ADD) is True
