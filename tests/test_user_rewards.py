@@ -288,3 +288,28 @@ def test_python_example_on_a_dataset(tmp_path, tiny_model_dir):
         k: v for k, v in TINY.items() if k != "steps"})
     row = json.loads(Path(result["metrics"]).read_text().splitlines()[0])
     assert "reward_close_enough" in row and (tmp_path / "o" / "model" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_as_shown(tmp_path, monkeypatch, capsys):
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("## Your own model and data"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})  # our own documentation, not model output
+    assert (tmp_path / "runs" / "mine" / "model" / "config.json").is_file()
+    row = json.loads((tmp_path / "runs" / "mine" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "reward_short" in row and "reward_accuracy" in row
+    assert "runs/mine/model" in capsys.readouterr().out
+
+
+def test_pipeline_yaml_takes_the_same_settings(tmp_path):
+    from r1lab import config as C
+    from r1lab.pipeline import Pipeline
+
+    cfg = C.from_dict(r1lab.GRPOConfig, {"reward_fn": "x.py:f", "reward_workers": 2, "report_to": "jsonl"}, "p.yaml")
+    assert cfg.reward_fn == ["x.py:f"] and cfg.reward_workers == 2
+    with pytest.raises(UserError, match="p.yaml.reward_fn: expected a string or a list of strings"):
+        C.from_dict(r1lab.GRPOConfig, {"reward_fn": 3}, "p.yaml")
+    Pipeline(tmp_path, {"r1-zero": {"reward_fn": ["examples/short_reasoning.py:short_and_right"],
+                                    "rewards": "accuracy=1,short_and_right=1"}}).validate()

@@ -1,7 +1,8 @@
 """GRPO: reinforcement learning with group-relative advantages and rule-based rewards.
 
     r1lab zero                                   # R1-Zero on the embedded world (base model -> RL)
-    r1lab zero --model DIR --task jsonl --data train.jsonl --out runs/mine
+    r1lab zero --model DIR --data train.jsonl --out runs/mine
+    r1lab zero --reward-fn my_rewards.py:mine --rewards accuracy=1,format=0.5,mine=1
 
 Each step reads top to bottom in `train`:
   1. take P prompts (seeded data order) and render them with the template;
@@ -44,8 +45,10 @@ from ..template import render_prompt
 @dataclass
 class GRPOConfig:
     model: str = opt("base", "start model: a local Hugging Face folder, or 'base' for the embedded base model")
-    task: str = opt("toy", "prompt source + verifier: 'toy' (embedded world), 'jsonl' (--data), or a library task")
-    data: str | None = opt(None, "training data file for file-backed tasks (JSONL: prompt, answer per line)")
+    task: str = opt("toy", "prompt source + verifier: 'toy' (embedded world), a library task (gsm8k, math, countdown, "
+                    "code), or your own as PATH.py:NAME")
+    data: str | None = opt(None, "training data: JSONL, Parquet or a save_to_disk folder, rows with prompt and answer "
+                           "(alone: your data; with a library task: its rows)")
     eval_data: str | None = opt(None, "held-out data file (default: the last examples of --data are held out)")
     out: str = opt("runs/zero", "output folder: metrics.jsonl, TensorBoard events, eval.json, checkpoints/, model/")
     seed: int = opt(0, "seed of the data order and of sampling (per prompt)")
