@@ -60,13 +60,23 @@ def test_lora_update_trains_adapters_only(tiny_model, toy_tokenizer):
 
 
 def test_fsdp2_run_on_cpu(tmp_path, tiny_model_dir):
+    """FSDP2 over 2 processes: each holds about half of policy + reference (no full replica for
+    generation), rollouts and a held-out evaluation run on the sharded policy (3 problems: one
+    process has a stand-in to sample), and the checkpoint loads with from_pretrained."""
     out = tmp_path / "fsdp"
+    args = [a for a in TINY if a not in ("--eval-problems", "0")]
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            "29519", "-m", "r1lab", "zero", "--model", str(tiny_model_dir), "--fsdp", "--out", str(out),
-                           *TINY], capture_output=True, text=True, env=_env(), timeout=600)
+                           *args, "--eval-problems", "3", "--eval-k", "2", "--eval-max-new-tokens", "8"],
+                          capture_output=True, text=True, env=_env(), timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1]
+    # the largest share any process holds, against one unsharded copy of policy + reference
+    assert rows[0]["param_bytes"] <= 0.6 * rows[0]["param_bytes_unsharded"], rows[0]
+    assert rows[0]["param_bytes_unsharded"] > 0
+    results = json.loads((out / "eval.json").read_text())
+    assert results["base"]["n_problems"] == results["final"]["n_problems"] == 3
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(out / "model")
