@@ -347,6 +347,15 @@ def test_nothing_beyond_python_anywhere():
     assert seen and [p for p in seen if p not in allowed] == []
 
 
+def test_installed_packages_are_hidden():
+    # the interpreter's own site-packages (pip, pytest, maybe r1lab itself) shows as an empty folder
+    src = ("import json, os, sys\nout = {}\nfor folder in sys.path:\n    for name in ('site-packages', 'dist-packages'):\n"
+           "        path = os.path.join(folder, name)\n        if os.path.isdir(path):\n"
+           "            out[path] = os.listdir(path)\nprint(json.dumps(out))")
+    seen = json.loads(run_python(src).stdout)
+    assert seen == {p: [] for p in sandbox_root()["hide"]}
+
+
 def test_training_data_is_out_of_reach(public_folder):
     shipped = REPO / "r1lab" / "assets" / "tasks" / "code.jsonl"  # the data of `r1lab zero --task code`
     data = public_folder / "train.jsonl"  # a user's --data
