@@ -32,7 +32,7 @@ def test_consistency_edge_cases(text, ex, expected):
 
 
 def test_general_prompts_are_not_scored():
-    assert language_reward([wrap("times")], [{"lang": "en", "kind": "general"}]) == [0.0]
+    assert language_reward([wrap("times")], [{"lang": "en", "kind": "general"}]) == [None]  # does not apply
 
 
 def test_pluggable_identifier_and_shared_words():
@@ -53,4 +53,4 @@ def test_lingua_identifier_scores_real_text():
              "</think> <answer> 5 </answer>")
     en, es, mix = reward([english, spanish, mixed], [{"lang": "en"}] * 3)
     assert en == 1.0 and es == 0.0 and 0.0 < mix < 1.0
-    assert reward([english], [{"lang": "en", "kind": "general"}]) == [0.0]  # only reasoning is scored
+    assert reward([english], [{"lang": "en", "kind": "general"}]) == [None]  # only reasoning is scored
