@@ -109,9 +109,13 @@ def gather(obj, world: World) -> list:
 
 
 def sum_gradients(model, world: World) -> None:
-    """Sum the gradients of all processes into every process (plain data parallel)."""
+    """Sum the gradients of all processes into every process (plain data parallel). A process with
+    no data this step (an empty share) takes part with zeros, so every process sends the same tensor."""
     if world.size == 1:
         return
+    for p in model.parameters():
+        if p.requires_grad and p.grad is None:
+            p.grad = torch.zeros_like(p)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return

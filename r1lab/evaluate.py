@@ -69,7 +69,7 @@ class EvalConfig:
 
 
 def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=None, world=None,
-                       sync=None):
+                       sync=None, seed_of=None):
     """k completions per example: (texts [N*k], token counts [N*k], truncated [N*k]).
 
     `model` is a torch model or an inference engine (see engine.sample). With a `world` of several
@@ -77,6 +77,7 @@ def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, 
     seeds depend on the problem only, so the samples do not depend on the number of processes); a
     process whose share of a batch is empty samples a stand-in problem, so every process runs the
     same number of generations (`sync`: a model sharded with FSDP2 needs every process in each forward).
+    seed_of(example) -> int: the sampling seed of a problem (default: cfg.seed and its prompt).
     """
     from . import dist
 
@@ -89,7 +90,7 @@ def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, 
         chunk = [examples[i] for i in indices] or [examples[start]]  # a stand-in when this share is empty
         prompts = [tokenizer(render_prompt(ex["prompt"], cfg.template, tokenizer),
                              add_special_tokens=False)["input_ids"] for ex in chunk]
-        seeds = [zlib.crc32(f"{cfg.seed}|{ex['prompt']}".encode()) for ex in chunk]
+        seeds = [seed_of(ex) if seed_of else zlib.crc32(f"{cfg.seed}|{ex['prompt']}".encode()) for ex in chunk]
         out = sample(model, prompts, cfg.k, params, seeds, eos_id=tokenizer.eos_token_id,
                      pad_id=tokenizer.pad_token_id, autocast=autocast, sync=sync)
         for r, i in enumerate(indices):
@@ -154,13 +155,17 @@ def evaluate(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=N
 
 def evaluate_folders(models: dict[str, str], task, cfg: EvalConfig, keep_samples: int = 0) -> dict:
     """`evaluate` for each named model folder on the task's held-out examples (language consistency
-    with the embedded world's lexicon when the task is the embedded one)."""
+    with the embedded world's lexicon when the task is the embedded one). Under torchrun every
+    process samples its share and gets every result."""
+    from . import dist
     from .model import load_model, load_tokenizer
     from .rewards import REWARDS
 
+    world, device = dist.init("auto")
     language_fn = REWARDS["language"] if task.name == "toy" else None
-    return {name: evaluate(load_model(path), load_tokenizer(path), task.eval_examples, cfg, language_fn=language_fn,
-                           keep_samples=keep_samples) for name, path in models.items()}
+    return {name: evaluate(load_model(path, device=device), load_tokenizer(path), task.eval_examples, cfg,
+                           language_fn=language_fn, keep_samples=keep_samples, world=world)
+            for name, path in models.items()}
 
 
 @torch.no_grad()

@@ -52,6 +52,84 @@ def test_grpo_gradients_and_weights_agree_on_one_and_two_processes(tmp_path):
     assert one["kl"] > 0  # the policy moved away from the reference
 
 
+def _rows(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _weights(folder, cls):
+    return torch.cat([p.detach().reshape(-1) for p in cls.from_pretrained(folder).parameters()])
+
+
+def _same_training(one, two, start, cls):
+    """Two runs of the same data parallel training: the same losses and final weights, about the same
+    CPU time in all. Losses are O(1) means of float32 sums over a few hundred tokens, rounded in
+    another order on 2 processes (~1e-6); the weights differ by rounding carried through AdamW."""
+    a, b = _rows(one), _rows(two)
+    assert [r["step"] for r in a] == [r["step"] for r in b] and len(a) >= 4  # rank 0 alone logs
+    for x, y in zip(a, b):
+        assert abs(x["loss"] - y["loss"]) <= 1e-4 * max(1.0, abs(x["loss"])), (x, y)
+        assert x.get("tokens") == y.get("tokens")
+    w1, w2, w0 = _weights(one / "model", cls), _weights(two / "model", cls), _weights(start, cls)
+    assert float((w1 - w0).abs().max()) > 1e-3  # training moved the weights
+    assert float((w1 - w2).abs().max()) <= 1e-4
+    assert float(((w1 - w0) - (w2 - w0)).norm() / (w1 - w0).norm()) <= 1e-3
+    # each process works on its share: together about the CPU time of one, not twice it
+    cpu1, cpu2 = sum(r["cpu_s"] for r in a), sum(r["cpu_s"] for r in b)
+    assert cpu2 <= 1.5 * cpu1, (cpu1, cpu2)
+
+
+def test_sft_is_data_parallel(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from r1lab.model import resolve_model_path
+
+    with open(tmp_path / "d.jsonl", "w") as f:
+        for i in range(26):
+            a, b = 12 + i, 3 + i % 5
+            f.write(json.dumps({"prompt": f"what is {a} times {b}",
+                                "completion": f"<think> {a} times {b} is {a * b} </think> <answer> {a * b} </answer>"})
+                    + "\n")
+    args = ["-m", "r1lab", "sft", "--data", "d.jsonl", "--epochs", "2", "--examples-per-step", "8", "--log-every", "1",
+            "--lr", "3e-4", "--precision", "fp32", "--seed", "3"]
+    _run([*args, "--out", "A"], tmp_path)
+    _run([*args, "--out", "B"], tmp_path, port=29521)
+    _same_training(tmp_path / "A", tmp_path / "B", resolve_model_path("base"), AutoModelForCausalLM)
+
+
+def test_reward_model_is_data_parallel(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    args = ["-m", "r1lab", "rm", "--kind", "helpfulness", "--examples", "96", "--batch", "16", "--epochs", "1",
+            "--log-every", "1", "--seed", "1"]
+    _run([*args, "--out", "A"], tmp_path)
+    _run([*args, "--out", "B"], tmp_path, port=29522)
+    torch.manual_seed(1)  # the new score head is drawn from the run's seed
+    start = tmp_path / "start"
+    from r1lab.model import resolve_model_path
+
+    AutoModelForSequenceClassification.from_pretrained(resolve_model_path("base"), num_labels=1).save_pretrained(start)
+    _same_training(tmp_path / "A", tmp_path / "B", start, AutoModelForSequenceClassification)
+    one, two = (json.loads((tmp_path / x / "rm.json").read_text()) for x in "AB")
+    assert one == two  # held-out accuracy is a count of hits, exact on any number of processes
+
+
+def test_distillation_runs_data_parallel(tmp_path):
+    """Under torchrun the teacher's prompts are sampled once in all (each process its share), rank 0
+    writes the data, the student trains data parallel and the evaluation is written once."""
+    done = _run(["-m", "r1lab", "distill", "--teacher", "base", "--prompts", "6", "--samples", "2", "--general", "10",
+                 "--epochs", "1", "--eval-problems", "3", "--eval-k", "2", "--out", "D"], tmp_path, port=29523)
+    assert "sample: 12 samples" in done.stdout  # 6 prompts x 2, gathered from both processes
+    assert done.stdout.count("sample: ") == 1
+    rows = [json.loads(line) for line in (tmp_path / "D" / "data.jsonl").read_text().splitlines()]
+    assert sum(r.get("kind") != "reasoning" for r in rows) == 10 + 60  # --general 10, 60 refusals (default)
+    assert sum(r.get("kind") == "reasoning" for r in rows) <= 6  # at most one kept per prompt
+    steps = [r["step"] for r in _rows(tmp_path / "D")]
+    assert steps == sorted(set(steps))
+    results = json.loads((tmp_path / "D" / "eval.json").read_text())
+    assert set(results) == {"student (before)", "student (distilled)", "teacher"}
+    assert all(r["n_problems"] == 3 for r in results.values())
+
+
 def test_uneven_split_is_refused(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     args = ["zero", "--steps", "1", "--eval-problems", "0", "--prompts-per-step", "3", "--group-size", "2"]

@@ -5,7 +5,8 @@ no RL, on R1's 800K samples).
     r1lab distill --teacher DIR --student /path/to/small-hf-model --out runs/distill
 
 The loop is the rejection-sampling stage run on the teacher (correct, readable, single-language
-samples, plus general-purpose data), then the SFT stage on the student. The embedded world ships a
+samples, plus general-purpose data), then the SFT stage on the student; under torchrun both are
+data parallel (each process samples and trains on its share; rank 0 writes). The embedded world ships a
 small base model for this (`r1lab/assets/base-small`: 0.36M parameters, width 96, 3 layers, pretrained
 like the base on the same corpus; `pretrain_config.json` there has its settings).
 """
@@ -65,10 +66,12 @@ def _compare(cfg: DistillConfig, models: dict[str, str], out: Path) -> None:
     """Held-out reasoning evaluation of the student before and after, and of the teacher."""
     import json
 
+    from .. import dist
     from ..evaluate import EvalConfig, evaluate_folders
     from ..tasks import load_task
     from .grpo import eval_table
 
     results = evaluate_folders(models, load_task(cfg.task, cfg.data, None, cfg.eval_problems), EvalConfig(k=cfg.eval_k))
-    (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(eval_table(results))
+    if dist.init()[0].main:
+        (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(eval_table(results))

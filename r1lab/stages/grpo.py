@@ -103,7 +103,9 @@ class GRPOConfig:
     max_nonfinite: int = opt(3, "stop after this many steps in a row whose update was skipped for NaN/inf")
 
 
-# settings that change nothing about the trajectory: a run may be resumed with different values
+# settings that do not change the math of the run: it may be resumed with different values (device,
+# threads and micro_batch can change float rounding, and so a sampled token here and there, as
+# resuming on another machine would; the exact-resume guarantee is for the same machine and settings)
 _RESUMABLE = {"out", "steps", "save_every", "keep_last", "eval_problems", "eval_k", "eval_temperature",
               "eval_top_p", "eval_max_new_tokens", "threads", "micro_batch", "device", "max_nonfinite",
               "vllm_gpu_memory", "reward_workers", "reward_timeout", "report_to"}

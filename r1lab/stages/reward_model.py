@@ -8,6 +8,10 @@ Data: JSONL, helpfulness rows {"prompt", "chosen", "rejected"}, safety rows {"pr
 training, held-out split for the accuracy reported in OUT/rm.json).
 The loop: batches of pairs (or labelled responses) -> scores -> Bradley-Terry (or binary
 cross-entropy) loss -> AdamW -> held-out accuracy at the end. Paper: batch 256, lr 6e-6, one epoch.
+
+Under torchrun it is data parallel like SFT: each process scores its share of the step's rows
+(rank, rank + N, ...), the loss is its share of the mean over the whole batch, gradients are summed;
+rank 0 writes (tests/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from pathlib import Path
 
 import torch
 
+from .. import dist
 from ..checkpoint import atomic_folder
 from ..config import check_positive, opt, write_json
 from ..errors import UserError
 from ..logs import MetricsLog
 from ..losses import bradley_terry_loss, pointwise_loss
-from ..model import load_tokenizer, pick_device, resolve_model_path
+from ..model import load_tokenizer, resolve_model_path
 from ..rewards.models import rm_text
 from ..tasks.files import load_examples
 
@@ -86,16 +91,19 @@ def batch_loss(model, tokenizer, rows, kind, device) -> tuple[torch.Tensor, floa
 
 
 @torch.no_grad()
-def accuracy(model, tokenizer, rows, kind, device, batch=64) -> float:
+def accuracy(model, tokenizer, rows, kind, device, batch=64, world=None) -> float:
+    """Held-out accuracy; under torchrun each process scores its share and the hits are summed."""
     if not rows:
         return float("nan")
+    world = world or dist.World()
     model.eval()
     hits = 0.0
-    for s in range(0, len(rows), batch):
-        _, acc = batch_loss(model, tokenizer, rows[s:s + batch], kind, device)
-        hits += acc * len(rows[s:s + batch])
+    mine = dist.strided(rows, world)
+    for s in range(0, len(mine), batch):
+        _, acc = batch_loss(model, tokenizer, mine[s:s + batch], kind, device)
+        hits += round(acc * len(mine[s:s + batch]))  # a count: exact however the rows are split
     model.train()
-    return hits / len(rows)
+    return dist.all_sum([hits], world)[0] / len(rows)
 
 
 def train(cfg: RMConfig) -> Path:
@@ -105,44 +113,54 @@ def train(cfg: RMConfig) -> Path:
     check_positive(cfg, ["examples", "epochs", "lr", "batch", "log_every"])
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(cfg, out / "config.json")
-    device = pick_device(cfg.device)
+    world, device = dist.init(cfg.device)
+    if world.main:
+        write_json(cfg, out / "config.json")
     train_rows, held = load_data(cfg)
     tokenizer = load_tokenizer(cfg.model)
     tokenizer.padding_side = "right"
     torch.manual_seed(cfg.seed)
     model = AutoModelForSequenceClassification.from_pretrained(str(resolve_model_path(cfg.model)), num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    model.to(device).train()
-    before = accuracy(model, tokenizer, held, cfg.kind, device)
+    model.to(device).train()  # the same seed gives every process the same new head
+    before = accuracy(model, tokenizer, held, cfg.kind, device, world=world)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     steps_per_epoch = max(1, len(train_rows) // cfg.batch)
-    log = MetricsLog(out, f"rm-{cfg.kind}", total=steps_per_epoch * cfg.epochs)
+    log = MetricsLog(out, f"rm-{cfg.kind}", total=steps_per_epoch * cfg.epochs) if world.main else None
     step = 0
     for epoch in range(cfg.epochs):
         order = list(range(len(train_rows)))
         random.Random(f"rm-{cfg.seed}-{epoch}").shuffle(order)
         for i in range(steps_per_epoch):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             rows = [train_rows[j] for j in order[i * cfg.batch:(i + 1) * cfg.batch]]
-            loss, acc = batch_loss(model, tokenizer, rows, cfg.kind, device)
+            mine = dist.strided(rows, world)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, acc = batch_loss(model, tokenizer, mine, cfg.kind, device) if mine else (torch.zeros(()), 0.0)
+            share = len(mine) / len(rows)  # this process's part of the batch mean
+            if mine:
+                (loss * share).backward()
+            dist.sum_gradients(model, world)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            if step % cfg.log_every == 0:
-                log.log(step, {"loss": float(loss.detach()), "accuracy": acc, "grad_norm": float(grad_norm),
-                               "t_step": time.perf_counter() - t0})
+            loss_all, acc_all, cpu_all = dist.all_sum([float(loss.detach()) * share, acc * share,
+                                                       time.process_time() - cpu0], world)
+            if log is not None and step % cfg.log_every == 0:
+                log.log(step, {"loss": loss_all, "accuracy": acc_all, "grad_norm": float(grad_norm),
+                               "t_step": time.perf_counter() - t0, "cpu_s": cpu_all})
             step += 1
-    log.close()
-    after = accuracy(model, tokenizer, held, cfg.kind, device)
+    if log is not None:
+        log.close()
+    after = accuracy(model, tokenizer, held, cfg.kind, device, world=world)
     report = {"kind": cfg.kind, "held_out_accuracy": after, "held_out_accuracy_before": before,
               "n_train": len(train_rows), "n_held_out": len(held),
               "metric": "pairwise accuracy (chosen > rejected)" if cfg.kind == "helpfulness"
               else "accuracy of the safe/unsafe call"}
-    with atomic_folder(out / "model") as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
-    (out / "rm.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"rm {cfg.kind}: held-out accuracy {before:.3f} -> {after:.3f} ({len(held)} examples)")
+    if world.main:
+        with atomic_folder(out / "model") as tmp:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
+        (out / "rm.json").write_text(json.dumps(report, indent=2) + "\n")
+        print(f"rm {cfg.kind}: held-out accuracy {before:.3f} -> {after:.3f} ({len(held)} examples)")
+    dist.barrier(world)
     return out / "model"

@@ -8,7 +8,8 @@ For each training prompt, n samples; a sample is kept when it passes every filte
 function below): well formed, correct (rule verifier, or a judge model with --judge where no rule
 applies), chain of thought in a single language (the question's), no long paragraph, no code block;
 duplicates are dropped and at most `keep_per_prompt` are kept per prompt. General-purpose examples
-(no chain of thought for simple queries) are then mixed in.
+(no chain of thought for simple queries) are then mixed in. Under torchrun each process samples its
+share of the prompts (the seeds depend on the prompt only); rank 0 writes.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import dist
 from ..config import check_positive, opt
-from ..engine import SamplingParams, generate
-from ..model import decode_completions, load_model, load_tokenizer
+from ..evaluate import EvalConfig, sample_completions
+from ..model import load_model, load_tokenizer
 from ..rewards.language import consistency, toy_identifier
 from ..rewards.parse import MAX_CHARS, parse_response
 from ..rewards.verifiers import VERIFIERS, verify
 from ..tasks import load_task
-from ..template import render_prompt
 from .coldstart import write_jsonl
 
 
@@ -108,17 +109,14 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
     check_positive(cfg, ["prompts", "samples", "keep_per_prompt", "max_new_tokens", "max_paragraph_words"])
     task = load_task(cfg.task, cfg.data, eval_problems=0)
     examples = task.train.batch(0, min(cfg.prompts, len(task.train.examples)), cfg.seed + 500)
+    world, device = dist.init("auto")
     tok = load_tokenizer(cfg.model)
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, device=device)
     judge = Judge(cfg.judge) if cfg.judge else None
-    ids = [tok(render_prompt(e["prompt"], cfg.template, tok), add_special_tokens=False)["input_ids"] for e in examples]
-    seeds = [zlib.crc32(f"rs|{cfg.seed}|{e['prompt']}".encode()) for e in examples]
-    texts = []
-    for s in range(0, len(ids), 32):
-        out = generate(model, ids[s:s + 32], cfg.samples,
-                       SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p), seeds[s:s + 32],
-                       tok.eos_token_id, tok.pad_token_id)
-        texts += decode_completions(tok, out.completions)
+    texts, _, _ = sample_completions(
+        model, tok, examples, EvalConfig(k=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
+                                         max_new_tokens=cfg.max_new_tokens, template=cfg.template, prompts_per_batch=32),
+        world=world, seed_of=lambda e: zlib.crc32(f"rs|{cfg.seed}|{e['prompt']}".encode()))
     stats = Counter()
     rows = []
     for i, ex in enumerate(examples):
@@ -139,9 +137,11 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
         from ..tasks.toy.datasets import general_sft_data
 
         rows += general_sft_data(cfg.general, cfg.seed, cfg.general_full_share, cfg.safety)
-    write_jsonl(Path(cfg.out), rows)
-    print(f"sample: {len(texts)} samples -> {n_reasoning} kept ({dict(stats)}); "
-          f"+{len(rows) - n_reasoning} general -> {cfg.out}")
+    if world.main:
+        write_jsonl(Path(cfg.out), rows)
+        print(f"sample: {len(texts)} samples -> {n_reasoning} kept ({dict(stats)}); "
+              f"+{len(rows) - n_reasoning} general -> {cfg.out}")
+    dist.barrier(world)
     return rows
 
 

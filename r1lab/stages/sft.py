@@ -8,6 +8,11 @@ The loop: shuffle (seeded, per epoch) -> pack the step's examples padding-free i
 keeps its own positions and attends only to itself) -> next-token loss on completion tokens only ->
 AdamW with cosine decay -> log -> checkpoint. Paper settings (R1 cold start): 2-3 epochs, cosine from
 5e-5 to 5e-6; the tiny world uses larger rates.
+
+Under torchrun (`torchrun --nproc_per_node N -m r1lab sft ...`) it is data parallel: every process
+draws the same step's examples, packs and trains on its share (examples rank, rank + N, ...), the
+loss is normalised by the step's token count over all processes and the gradients are summed, so 1
+and N processes take the same steps (tests/test_distributed.py). Rank 0 writes.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint as ckpt
+from .. import dist
 from ..config import check_positive, opt, to_dict, write_json
 from ..errors import UserError
 from ..logs import MetricsLog
 from ..losses import sft_loss
-from ..model import autocast, load_model, load_tokenizer, pick_device, save_model
+from ..model import autocast, load_model, load_tokenizer, save_model
 from ..tasks.files import load_examples
 from ..template import render_prompt
 
@@ -124,7 +130,7 @@ def train(cfg: SFTConfig, examples: list[dict] | None = None) -> Path:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    world, device = dist.init(cfg.device)
     tokenizer = load_tokenizer(cfg.model)
     encoded = encode(examples, tokenizer, cfg.template, cfg.max_len, cfg.data or "data")
     steps_per_epoch = math.ceil(len(encoded) / cfg.examples_per_step)
@@ -140,36 +146,47 @@ def train(cfg: SFTConfig, examples: list[dict] | None = None) -> Path:
             raise UserError(f"{out} holds checkpoints of a different run; use another --out or delete that folder")
         model = load_model(last, device=device)
         start = meta["step"] + 1
-    write_json(cfg, out / "config.json")
+    dist.barrier(world)  # every process has read the checkpoint before rank 0 writes anything
+    if world.main:
+        write_json(cfg, out / "config.json")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine(s, total, cfg))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     amp = autocast(device, cfg.precision)
-    print(f"sft: {len(encoded)} examples, {cfg.epochs} epochs, {total} steps of {cfg.examples_per_step} examples")
-    log = MetricsLog(out, "sft", total=total, resume_step=start if start else None)
+    if world.main:
+        print(f"sft: {len(encoded)} examples, {cfg.epochs} epochs, {total} steps of {cfg.examples_per_step} examples"
+              + (f" over {world.size} processes" if world.size > 1 else ""))
+    log = MetricsLog(out, "sft", total=total, resume_step=start if start else None) if world.main else None
     model.train()
     for step in range(start, total):
         epoch, i = divmod(step, steps_per_epoch)
         order = list(range(len(encoded)))
         random.Random(f"sft-{cfg.seed}-{epoch}").shuffle(order)
         chunk = [encoded[j] for j in order[i * cfg.examples_per_step:(i + 1) * cfg.examples_per_step]]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         optimizer.zero_grad(set_to_none=True)
-        norm = float(sum(sum(m[1:]) for _, m in chunk))
-        loss, n_tok = packed_loss(model, pack(chunk, cfg.pack_tokens), device, amp, norm)
+        norm = float(sum(sum(m[1:]) for _, m in chunk))  # the step's loss tokens, over all processes
+        loss, n_tok = packed_loss(model, pack(dist.strided(chunk, world), cfg.pack_tokens), device, amp, norm)
+        dist.sum_gradients(model, world)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
         optimizer.step()
         scheduler.step()
-        if step % cfg.log_every == 0 or step == total - 1:
-            log.log(step, {"loss": float(loss), "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
-                           "tokens": n_tok, "epoch": epoch, "t_step": time.perf_counter() - t0})
+        loss_all, tokens_all, cpu_all = dist.all_sum([float(loss), n_tok, time.process_time() - cpu0], world)
+        if log is not None and (step % cfg.log_every == 0 or step == total - 1):
+            log.log(step, {"loss": loss_all, "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
+                           "tokens": int(tokens_all), "epoch": epoch, "t_step": time.perf_counter() - t0,
+                           "cpu_s": cpu_all})  # CPU seconds of the step, all processes together
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step == total - 1:
-            ckpt.save(out, step, model, tokenizer, {"optimizer": optimizer.state_dict(),
-                                                    "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state()},
-                      {"identity": identity}, keep=cfg.keep_last)
-    log.close()
-    with ckpt.atomic_folder(out / "model") as tmp:
-        save_model(model, tokenizer, tmp)
+            if world.main:
+                ckpt.save(out, step, model, tokenizer, {"optimizer": optimizer.state_dict(),
+                                                        "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state()},
+                          {"identity": identity}, keep=cfg.keep_last)
+            dist.barrier(world)
+    if log is not None:
+        log.close()
+        with ckpt.atomic_folder(out / "model") as tmp:
+            save_model(model, tokenizer, tmp)
+    dist.barrier(world)
     return out / "model"
