@@ -30,6 +30,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors go
+    distributed: bool = False  # a process group is live (torchrun, even with one process)
 
     @property
     def main(self) -> bool:
@@ -42,9 +43,12 @@ def backend_for(device: torch.device) -> str:
 
 
 def init(device_request: str = "auto") -> tuple[World, torch.device]:
-    """Join the process group torchrun describes in the environment (or stay single-process)."""
+    """Join the process group torchrun describes in the environment (or stay single-process).
+
+    Under torchrun even one process joins a group and runs every collective, so that
+    `torchrun --nproc_per_node 1` on one GPU exercises the NCCL paths of N."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if "RANK" not in os.environ:
         from .model import pick_device
 
         device = pick_device(device_request)
@@ -56,7 +60,7 @@ def init(device_request: str = "auto") -> tuple[World, torch.device]:
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group(backend=backend_for(device))
-    return World(rank, size, local, device), device
+    return World(rank, size, local, device, distributed=True), device
 
 
 def shard(items: list, world: World) -> tuple[list, int]:
@@ -85,7 +89,7 @@ def unstride(parts: list[list], total: int) -> list:
 
 def all_sum(values: list[float], world: World) -> list[float]:
     """Element-wise sum over processes (in float64, so the order of the sum does not matter)."""
-    if world.size == 1:
+    if not world.distributed:
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=world.device)
     dist.all_reduce(t)
@@ -94,14 +98,14 @@ def all_sum(values: list[float], world: World) -> list[float]:
 
 def any_true(flag: bool, world: World) -> bool:
     """True on every process when it is true on at least one."""
-    return all_sum([float(flag)], world)[0] > 0 if world.size > 1 else flag
+    return all_sum([float(flag)], world)[0] > 0 if world.distributed else flag
 
 
 def gather(obj, world: World) -> list:
     """Every process's (picklable) object, in rank order, on every process. The objects travel as
     bytes in tensors on `world.device` (torch.distributed does that itself; NCCL needs
     torch.cuda.set_device, which `init` did)."""
-    if world.size == 1:
+    if not world.distributed:
         return [obj]
     out = [None] * world.size
     dist.all_gather_object(out, obj)
@@ -111,7 +115,7 @@ def gather(obj, world: World) -> list:
 def sum_gradients(model, world: World) -> None:
     """Sum the gradients of all processes into every process (plain data parallel). A process with
     no data this step (an empty share) takes part with zeros, so every process sends the same tensor."""
-    if world.size == 1:
+    if not world.distributed:
         return
     for p in model.parameters():
         if p.requires_grad and p.grad is None:
@@ -128,10 +132,10 @@ def sum_gradients(model, world: World) -> None:
 
 
 def barrier(world: World) -> None:
-    if world.size > 1:
+    if world.distributed:
         dist.barrier()
 
 
 def close(world: World) -> None:
-    if world.size > 1 and dist.is_initialized():
+    if world.distributed and dist.is_initialized():
         dist.destroy_process_group()

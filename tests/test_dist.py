@@ -22,7 +22,7 @@ def spy(monkeypatch):
     monkeypatch.setattr(tdist, "all_reduce", all_reduce)
 
 
-META = World(rank=0, size=2, device=torch.device("meta"))
+META = World(rank=0, size=2, device=torch.device("meta"), distributed=True)
 
 
 @pytest.mark.parametrize("call", [
@@ -50,7 +50,7 @@ def test_single_process_needs_no_collective(spy):
 
 def test_init_picks_nccl_and_this_ranks_gpu(monkeypatch):
     seen = {}
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc_per_node 1 on one GPU: a group all the same
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -59,7 +59,7 @@ def test_init_picks_nccl_and_this_ranks_gpu(monkeypatch):
     monkeypatch.setattr(tdist, "init_process_group", lambda backend: seen.setdefault("backend", backend))
     world, device = dist.init("auto")
     assert seen == {"set_device": 1, "backend": "nccl"}
-    assert world.device == device == torch.device("cuda:1") and world.rank == 1 and world.size == 2
+    assert world.device == device == torch.device("cuda:1") and world.rank == 1 and world.distributed
 
 
 def test_init_on_cpu_picks_gloo(monkeypatch):

@@ -256,7 +256,7 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source, task=None)
     dist.shard(list(range(cfg.prompts_per_step)), world)  # fails early when P does not split evenly
     if world.size > 1 and cfg.dynamic_sampling:
         raise UserError("--dynamic-sampling is single-process only for now (refills would differ per process)")
-    if cfg.fsdp and world.size == 1:
+    if cfg.fsdp and not world.distributed:
         raise UserError("--fsdp shards the model across processes: launch with torchrun --nproc_per_node N")
     if cfg.fsdp and cfg.lora_rank:
         raise UserError("--fsdp with --lora-rank is not supported: the adapters are small, use plain data parallel")
