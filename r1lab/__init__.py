@@ -7,6 +7,7 @@ The Python API (r1lab/api.py): each stage is a config dataclass and a function o
     r1lab.SampleConfig, r1lab.sample                rejection sampling
     r1lab.RMConfig, r1lab.reward_model              reward models
     r1lab.run_pipeline                              R1-Zero and the four-stage R1 pipeline
+    r1lab.export_world                              the embedded world as data files + a pipeline YAML
     r1lab.REWARDS, r1lab.score                      the built-in rewards and the weighted sum
 
 Names are imported on first use, so `import r1lab` (and a reward worker process) stays light.
@@ -17,7 +18,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GRPOConfig": "stages.grpo", "SFTConfig": "stages.sft", "SampleConfig": "stages.sample",
     "RMConfig": "stages.reward_model", "grpo": "api", "zero": "api", "sft": "api", "sample": "api",
-    "reward_model": "api", "run_pipeline": "api", "REWARDS": "rewards", "score": "rewards", "load_task": "tasks",
+    "reward_model": "api", "run_pipeline": "api", "export_world": "api", "REWARDS": "rewards", "score": "rewards",
+    "load_task": "tasks",
     "UserError": "errors",
 }
 __all__ = sorted(_EXPORTS)

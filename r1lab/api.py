@@ -88,6 +88,14 @@ def reward_model(cfg):
     return train(cfg)
 
 
+def export_world(out: str | Path) -> Path:
+    """The embedded world as the data files a user brings, and OUT/pipeline.yaml naming them and the
+    base model's folder (`r1lab export-world OUT`). Returns the YAML's path."""
+    from .tasks.sources import export_world as export
+
+    return export(out)
+
+
 def run_pipeline(out: str | Path, config: str | Path | dict | None = None) -> dict:
     """R1-Zero and the four-stage R1 pipeline into `out`; config: a YAML path, a dict of sections
     (as in r1lab/configs/pipeline.yaml) or None for the defaults. Returns the summary."""

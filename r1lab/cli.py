@@ -1,6 +1,7 @@
 """The `r1lab` command: one subcommand per stage.
 
-    r1lab pipeline              R1-Zero and the four-stage R1 pipeline on the embedded world, with a report
+    r1lab pipeline              R1-Zero and the four-stage R1 pipeline (embedded world, or --config naming yours)
+    r1lab export-world DIR      the embedded world as data files + DIR/pipeline.yaml naming them
     r1lab zero                  R1-Zero: GRPO with rule rewards from the base model (embedded world by default)
     r1lab coldstart             cold-start data (few-shot, detailed, refined R1-Zero outputs)
     r1lab sft                   supervised fine-tuning on prompt/completion data
@@ -99,8 +100,15 @@ def _parser() -> argparse.ArgumentParser:
                                     "rejection-sampling SFT -> RL for all scenarios; each stage under --out; "
                                     "re-running resumes; ends with summary.json and report.md.")
     pl.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
-    pl.add_argument("--config", default=None, help="YAML file of stage settings (default: the embedded world's, "
+    pl.add_argument("--config", default=None, help="YAML file: base model, language identifier, data sources and "
+                                                   "stage settings (default: the embedded world's, "
                                                    "r1lab/configs/pipeline.yaml)")
+    ex = sub.add_parser("export-world", help="write the embedded world as data files and DIR/pipeline.yaml",
+                        description="Write every data source of the embedded world (reasoning train and held-out "
+                                    "sets, few-shot exemplars, general SFT data, refusals, preference pairs, "
+                                    "safety labels, general and harmful prompts) as JSONL files, and "
+                                    "DIR/pipeline.yaml naming them and the base model's folder.")
+    ex.add_argument("dir", help="output folder")
     return p
 
 
@@ -160,6 +168,12 @@ def _run(args) -> int:
         from .pipeline import Pipeline, load_config
 
         Pipeline(args.out, load_config(args.config)).run()
+        return 0
+    if args.command == "export-world":
+        from .api import export_world
+
+        print(f"wrote the embedded world to {args.dir}; run it with: r1lab pipeline --config "
+              f"{export_world(args.dir)} --out DIR")
         return 0
     raise UserError(f"unknown command {args.command!r}")
 

@@ -1,6 +1,8 @@
 """R1-Zero and R1 as ordered stages passing checkpoint folders.
 
     r1lab pipeline --out runs/pipeline [--config my.yaml]
+    r1lab pipeline --config my.yaml --out runs/mine     # your model and data: see the YAML's model/language/data
+
 
     base --GRPO, rules--------------------------------------------------------------> r1-zero
     base --RMs (helpfulness, safety)
@@ -12,6 +14,12 @@ Every stage writes DIR/<stage>/ (its model, data, metrics) and marks it done las
 command again skips done stages and resumes the unfinished one from its last checkpoint. At the end
 every model is evaluated the same way (DIR/<stage>/eval.json) and DIR/summary.json and DIR/report.md
 are written.
+
+The YAML names the base model (`model`), the run's language identifier (`language`) and every data
+source (`data:`, names in tasks/sources.py; paths relative to the YAML). A source left out is the
+embedded world's only when the model is the embedded base model; otherwise it is an error naming the
+key, unless the YAML turns it off (`preference: false`: stage 4 without that reward model), which the
+report then states.
 """
 
 from __future__ import annotations
@@ -26,14 +34,14 @@ from . import config as C
 from .checkpoint import write_json
 from .errors import UserError
 from .model import DEFAULT_MODEL
-from .tasks import PromptSet
+from .tasks import PromptSet, sources
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "pipeline.yaml"
 DONE = "DONE"
 MODELS = ["base", "r1-zero", "r1-cold-start", "r1-reasoning-rl", "r1-rejection-sft", "r1"]
 DISTILLED = "r1-distill-small"  # with a `distill:` section: the small base SFT'd on R1's samples
-SECTIONS = ["seed", "eval", "r1-zero", "reward-models", "cold-start", "reasoning-rl", "rejection-sft", "rl-all",
-            "distill"]
+SECTIONS = ["model", "language", "data", "seed", "eval", "r1-zero", "reward-models", "cold-start", "reasoning-rl",
+            "rejection-sft", "rl-all", "distill"]
 
 
 @dataclass
@@ -66,12 +74,75 @@ def load_config(path: str | Path | None) -> dict:
     return data
 
 
+RL_ALL_REASONING = 4000  # stage 4's reasoning prompts: the first rows of the reasoning set
+OFF_NOTES = {
+    "fewshot": "cold start without few-shot prompting (data.fewshot: false)",
+    "general_sft": "rejection-sampling SFT without general-purpose data (data.general_sft: false)",
+    "safety_sft": "rejection-sampling SFT without refusals (data.safety_sft: false)",
+    "preference": "no helpfulness reward model (data.preference: false): stage 4 gives general prompts no "
+                  "learned helpfulness reward, and no model is scored for helpfulness",
+    "safety": "no safety reward model (data.safety: false): stage 4 gives no learned safety reward",
+    "general": "stage 4 without general prompts (data.general: false)",
+    "harmful": "stage 4 without harmful prompts (data.harmful: false)",
+    "general_eval": "no held-out general prompts (data.general_eval: false): help and general not measured",
+    "harmful_eval": "no held-out harmful prompts (data.harmful_eval: false): harmless not measured",
+}
+
+
 class Pipeline:
     def __init__(self, out: str | Path, config: dict):
         self.out = Path(out)
         self.cfg = config
         self.where = config.get("_path", "config")
         self.seed = int(config.get("seed", 0))
+        self.base = str(config.get("model") or "base")
+        self.language = str(config.get("language") or "toy")
+        self._rows: dict[str, list[dict]] = {}
+
+    @property
+    def embedded(self) -> bool:
+        """The model is the embedded base model: left-out data sources are the embedded world's."""
+        return self.base == "base" or Path(self.base).resolve() == DEFAULT_MODEL.resolve()
+
+    def source(self, key: str):
+        """A data source's path (relative to the YAML), None for the embedded world's, False when off."""
+        value = (self.cfg.get("data") or {}).get(key)
+        if value is False or value is None:
+            return value
+        path = Path(value)
+        return str(path if path.is_absolute() or self.where == "config" else Path(self.where).parent / path)
+
+    def rows(self, key: str) -> list[dict]:
+        """The checked rows of a source read by the pipeline itself (stage 4 and the evaluation)."""
+        if key not in self._rows:
+            path = self.source(key)
+            if path:
+                from .tasks.files import read_data
+
+                self._rows[key] = [{k: v for k, v in r.items() if k != "_line"}
+                                   for r in read_data(path, sources.SOURCES[key][0])]
+            elif path is False:
+                self._rows[key] = []
+            elif key == "reasoning":
+                self._rows[key] = sources.reasoning()
+            elif key == "reasoning_eval":
+                self._rows[key] = sources.reasoning_eval(max(200, int(self.section("eval").get("problems", 200))))
+            else:
+                kind, _, split = key.partition("_")
+                self._rows[key] = sources.prompts(kind, "test" if split == "eval" else "train", self.seed)
+        return self._rows[key]
+
+    def notes(self) -> list[str]:
+        """What the YAML turned off, and data given in place of a stage's collection, for the report."""
+        out = [note for key, note in OFF_NOTES.items() if self.source(key) is False]
+        if self.source("cold_start"):
+            out.append("cold-start data given directly (data.cold_start): the three collection methods did not run")
+        return out
+
+    def language_reward(self):
+        from .rewards.language import make_language_reward, run_identifier
+
+        return make_language_reward(*run_identifier(self.language))
 
     # ---- bookkeeping ------------------------------------------------------------------------
     def dir(self, stage: str) -> Path:
@@ -84,7 +155,9 @@ class Pipeline:
         (self.dir(stage) / DONE).write_text("ok\n")
 
     def model(self, stage: str) -> str:
-        return str(DEFAULT_MODEL) if stage == "base" else str(self.dir(stage) / "model")
+        if stage == "base":
+            return str(DEFAULT_MODEL) if self.base == "base" else self.base
+        return str(self.dir(stage) / "model")
 
     def section(self, name: str) -> dict:
         value = copy.deepcopy(self.cfg.get(name) or {})
@@ -121,7 +194,7 @@ class Pipeline:
             self.stage(f"eval-{name}", lambda n=name: self.evaluate(n))
         from .report import write_report
 
-        return write_report(self.out, models)
+        return write_report(self.out, models, self.notes())
 
     def validate(self) -> None:
         """Check every section against its stage's settings before any work starts."""
@@ -131,6 +204,7 @@ class Pipeline:
         from .stages.sample import SampleConfig
         from .stages.sft import SFTConfig
 
+        self.validate_data()
         C.from_dict(EvalSuite, self.section("eval"), f"{self.where}: eval")
         for name in ("r1-zero", "reasoning-rl"):
             C.from_dict(GRPOConfig, self.section(name), f"{self.where}: {name}")
@@ -160,6 +234,48 @@ class Pipeline:
                 raise UserError(f"{self.where}: rejection-sft: unknown key {key!r} (sample, sft)")
             C.from_dict(SampleConfig if key == "sample" else SFTConfig, sec or {}, f"{self.where}: rejection-sft.{key}")
 
+    def validate_data(self) -> None:
+        """model, language and data: every key known, every file readable and well formed, and for a
+        model other than the embedded one every source given or turned off (false)."""
+        import difflib
+
+        from .rewards.language import run_identifier
+        from .tasks.files import read_data
+
+        data = self.cfg.get("data") or {}
+        if not isinstance(data, dict):
+            raise UserError(f"{self.where}: data must map source names to files")
+        for key, value in data.items():
+            if key not in sources.SOURCES:
+                close = difflib.get_close_matches(str(key), list(sources.SOURCES), n=1)
+                raise UserError(f"{self.where}: data: unknown source {key!r}" +
+                                (f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sources.SOURCES)})"))
+            if not (isinstance(value, str) and value) and value is not False:
+                raise UserError(f"{self.where}: data.{key} must be a file path or false (turned off), got {value!r}")
+        for key in ("reasoning", "reasoning_eval"):
+            if data.get(key) is False:
+                raise UserError(f"{self.where}: data.{key} cannot be turned off: the recipe is reasoning RL")
+        if not self.embedded:
+            if "language" not in self.cfg:
+                raise UserError(f"{self.where}: missing key 'language' (model {self.base!r} is not the embedded "
+                                "base model): 'lingua' for real text, or 'lingua:CODE' for rows without 'lang'")
+            for key, (fields, what) in sources.SOURCES.items():
+                if key not in data and key not in sources.OPTIONAL:
+                    raise UserError(f"{self.where}: missing key 'data.{key}' (model {self.base!r} is not the embedded "
+                                    f"base model, so nothing falls back to the embedded world): a file with "
+                                    f"{', '.join(fields)} ({what}), or false to turn that part off")
+            if "distill" in self.cfg and not (self.cfg.get("distill") or {}).get("student"):
+                raise UserError(f"{self.where}: missing key 'distill.student': the student model folder (the "
+                                "embedded small base only fits the embedded base model)")
+            from .model import resolve_model_path
+
+            resolve_model_path(self.base)
+        run_identifier(self.language)
+        for key in data:
+            path = self.source(key)
+            if path:
+                read_data(path, sources.SOURCES[key][0])  # a bad file stops here, before any work
+
     # ---- stages -----------------------------------------------------------------------------
     def _grpo(self, section: dict, model: str, out: Path, **kw):
         from .stages.grpo import GRPOConfig, train
@@ -170,27 +286,61 @@ class Pipeline:
         cfg = C.from_dict(GRPOConfig, values, f"{self.where}")
         return train(cfg, **kw)
 
+    def _reasoning_data(self, section: dict) -> dict:
+        """GRPO settings that read the reasoning set from its file (none: the embedded world's task)."""
+        path = self.source("reasoning")
+        if path:
+            section.setdefault("task", "file")
+            section["data"] = path
+        return section
+
+    def _language_rewards(self) -> dict:
+        """The `language` reward with the run's identifier (the embedded world's is the built-in one)."""
+        return {} if self.language == "toy" else {"language": self.language_reward()}
+
     def r1_zero(self):
-        self._grpo(self.section("r1-zero"), self.model("base"), self.dir("r1-zero"))
+        self._grpo(self._reasoning_data(self.section("r1-zero")), self.model("base"), self.dir("r1-zero"),
+                   extra_rewards=self._language_rewards())
 
     def reward_models(self):
         from .stages.reward_model import RMConfig, train
 
         secs = self.section("reward-models")
-        for kind in ("helpfulness", "safety"):
+        for kind, key in (("helpfulness", "preference"), ("safety", "safety")):
+            if self.source(key) is False:
+                continue
             values = dict(seed=self.seed)
             values.update(secs.get(kind) or {})
+            if self.source(key):
+                values.update(data=self.source(key), eval_data=self.source(f"{key}_eval") or "")
             values.update(kind=kind, model=self.model("base"), out=str(self.dir("reward-models") / kind))
             train(C.from_dict(RMConfig, values, f"{self.where}: reward-models.{kind}"))
+
+    def rm_dirs(self) -> dict:
+        """The trained reward models' folders by kind (a model turned off is absent)."""
+        rms = self.dir("reward-models")
+        return {kind: rms / kind / "model" for kind, key in (("helpfulness", "preference"), ("safety", "safety"))
+                if self.source(key) is not False}
 
     def cold_start_data(self):
         from .stages.coldstart import ColdStartConfig, collect
 
+        if self.source("cold_start"):  # the cold-start set given directly: what most users hold
+            _write(self.dir("cold-start-data") / "cold_start.jsonl",
+                   [dict(r, provenance=r.get("provenance", "given")) for r in self.rows("cold_start")])
+            return
         secs = self.section("cold-start")
+        prompts = self.source("cold_start_prompts") or self.source("reasoning")
         rows = []
         for method in ("fewshot", "detailed", "refine"):
-            values = dict(seed=self.seed)
+            if method == "fewshot" and self.source("fewshot") is False:
+                continue
+            values = dict(seed=self.seed, language=self.language)
             values.update(secs.get(method) or {})
+            if prompts:
+                values.update(data=prompts)
+            if method == "fewshot" and self.source("fewshot"):
+                values.update(fewshot_data=self.source("fewshot"))
             source = self.model("r1-zero") if method == "refine" else self.model("base")
             values.update(method=method, model=source, out=str(self.dir("cold-start-data") / f"{method}.jsonl"))
             rows += collect(C.from_dict(ColdStartConfig, values, f"{self.where}: cold-start.{method}"))
@@ -209,13 +359,27 @@ class Pipeline:
         train(C.from_dict(SFTConfig, values, f"{self.where}: sft"))
 
     def reasoning_rl(self):
-        self._grpo(self.section("reasoning-rl"), self.model("r1-cold-start"), self.dir("r1-reasoning-rl"))
+        self._grpo(self._reasoning_data(self.section("reasoning-rl")), self.model("r1-cold-start"),
+                   self.dir("r1-reasoning-rl"), extra_rewards=self._language_rewards())
+
+    def _sample_data(self, values: dict) -> dict:
+        """Rejection-sampling settings that read the user's files (none: the embedded world's)."""
+        values.update(language=self.language)
+        if self.source("reasoning"):
+            values.update(task="file", data=self.source("reasoning"))
+        for key, count in (("general_sft", "general"), ("safety_sft", "safety")):
+            if self.source(key) is False:
+                values[count] = 0
+            elif self.source(key):
+                values[f"{key.split('_')[0]}_data"] = self.source(key)
+        return values
 
     def rejection_data(self):
         from .stages.sample import SampleConfig, rejection_sample
 
         values = dict(seed=self.seed)
         values.update(self.section("rejection-sft").get("sample") or {})
+        values = self._sample_data(values)
         values.update(model=self.model("r1-reasoning-rl"), out=str(self.dir("rejection-data") / "data.jsonl"))
         rejection_sample(C.from_dict(SampleConfig, values, f"{self.where}: rejection-sft.sample"))
 
@@ -227,23 +391,28 @@ class Pipeline:
         from .rewards import REWARDS, load_reward_fns, parse_spec
         from .rewards.models import RewardModel, helpfulness_reward, safety_reward
         from .stages.grpo import GRPOConfig
-        from .tasks.toy import datasets as D
 
-        sec = self.section("rl-all")
+        sec = self._reasoning_data(self.section("rl-all"))
         pref_steps = int(sec.pop("preference_steps", 0))
-        mix = sec.pop("mix", {"reasoning": 0.5, "general": 0.3, "harmful": 0.2})
+        mix = dict(sec.pop("mix", {"reasoning": 0.5, "general": 0.3, "harmful": 0.2}))
         steps = int(sec.get("steps", 60))
-        rms = self.dir("reward-models")
-        extra = {"helpfulness": helpfulness_reward(RewardModel(rms / "helpfulness" / "model")),
-                 "safety": safety_reward(RewardModel(rms / "safety" / "model"))}
+        rms = self.rm_dirs()
+        models = {"helpfulness": helpfulness_reward(RewardModel(rms["helpfulness"])) if "helpfulness" in rms else None,
+                  "safety": safety_reward(RewardModel(rms["safety"])) if "safety" in rms else None}
+        extra = {k: fn for k, fn in models.items() if fn is not None} | self._language_rewards()
         user_fns = C.from_dict(GRPOConfig, {"reward_fn": sec.get("reward_fn", [])}, f"{self.where}: rl-all").reward_fn
-        weights = parse_spec(sec.get("rewards", "accuracy=1,format=0.5,language=1,helpfulness=1,safety=1"),
-                             REWARDS | load_reward_fns(user_fns) | extra)
-        rule_weights = {k: v for k, v in weights.items() if k not in extra}
+        spec = sec.get("rewards", "accuracy=1,format=0.5,language=1,helpfulness=1,safety=1")
+        spec = ",".join(p for p in spec.split(",") if p.partition("=")[0].strip() not in
+                        [k for k, fn in models.items() if fn is None])  # a reward model turned off: rules only
+        sec["rewards"] = spec
+        weights = parse_spec(spec, REWARDS | load_reward_fns(user_fns) | extra)
+        rule_weights = {k: v for k, v in weights.items() if k not in models}
         switch = steps - pref_steps
-        reasoning = D.reasoning_examples(4000, "train", self.seed)
-        mixed = mixed_examples(reasoning, D.general_examples(10_000, "train", self.seed),
-                               D.harmful_examples(10_000, "train", self.seed), mix, total=2000, seed=self.seed)
+        for kind in ("general", "harmful"):
+            if self.source(kind) is False:
+                mix[kind] = 0
+        reasoning = self.rows("reasoning")[:RL_ALL_REASONING]
+        mixed = mixed_examples(reasoning, self.rows("general"), self.rows("harmful"), mix, total=2000, seed=self.seed)
         prompts = Phased(PromptSet(reasoning), PromptSet(mixed), switch)
         self._grpo(sec, self.model("r1-rejection-sft"), self.dir("r1"), extra_rewards=extra,
                    reward_schedule=lambda step: rule_weights if step < switch else weights, prompt_source=prompts)
@@ -253,6 +422,7 @@ class Pipeline:
 
         values = dict(seed=self.seed)
         values.update(self.section("distill"))
+        values = self._sample_data(values)
         values.update(teacher=self.model("r1"), out=str(self.dir(DISTILLED)), eval_problems=0)
         distill(C.from_dict(DistillConfig, values, f"{self.where}: distill"))
 
@@ -262,7 +432,8 @@ class Pipeline:
         suite = C.from_dict(EvalSuite, self.section("eval"), f"{self.where}: eval")
         folder = self.dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        result = evaluate_model(self.model(name), self.dir("reward-models") / "helpfulness" / "model", suite, self.seed)
+        data = {key: self.rows(key) or None for key in ("reasoning_eval", "general_eval", "harmful_eval")}
+        result = evaluate_model(self.model(name), self.rm_dirs(), suite, self.seed, data, self.language_reward())
         write_json(folder / "eval.json", result)
 
 

@@ -66,10 +66,15 @@ def test_refine_keeps_only_correct_well_formed_r1_zero_output_and_makes_it_singl
     mixed, result = ar.worked_solution(p, "mix", random.Random(0))
     assert result == p.answer == 5070
     good = f"<think> {mixed} </think> <answer> 5070 </answer>"
-    refined = _reasoning(good, "refine", p, teacher=None)
+    row, answer = p.example(), 5070
+
+    def refine(text):
+        return _reasoning(text, "refine", row, "en", answer, teacher=None, markers=[])
+
+    refined = refine(good)
     assert refined is not None and "más" not in refined and refined.endswith("so the answer is 5070 .")
-    assert _reasoning(good.replace("5070 .", "5071 ."), "refine", p, teacher=None) is None  # wrong reasoning
-    assert _reasoning(f"{mixed} <answer> 5070 </answer>", "refine", p, teacher=None) is None  # not well formed
+    assert refine(good.replace("5070 .", "5071 .")) is None  # wrong reasoning
+    assert refine(f"{mixed} <answer> 5070 </answer>") is None  # not well formed
 
 
 def test_world_splits_are_disjoint():

@@ -68,6 +68,26 @@ class LinguaIdentifier:
         return in_target, total
 
 
+def run_identifier(spec: str = "toy") -> tuple[Identifier, str]:
+    """The run's language identifier and the language of rows without a "lang" field, from one setting:
+    "toy" (the embedded world's lexicon), "lingua" (real text, every language lingua knows) or
+    "lingua:es" (the same, rows without "lang" taken as Spanish). One per run: the language reward,
+    the rejection filter, the cold-start refiner and the evaluation all use it."""
+    name, _, default = spec.partition(":")
+    if name == "toy":
+        return toy_identifier(), default or "en"
+    if name == "lingua":
+        try:
+            return LinguaIdentifier(languages=None), default or "en"
+        except ImportError:
+            from ..errors import UserError
+
+            raise UserError("language: lingua needs lingua: pip install 'r1lab[lang]'") from None
+    from ..errors import UserError
+
+    raise UserError(f"language {spec!r}: expected 'toy', 'lingua' or 'lingua:<ISO 639-1 code>'")
+
+
 def toy_identifier() -> LexiconIdentifier:
     from ..tasks.toy.lexicon import language_words
 
@@ -83,11 +103,11 @@ def consistency(text: str, target: str, identifier: Identifier) -> float:
     return in_target / total if total else 0.0
 
 
-def make_language_reward(identifier: Identifier):
+def make_language_reward(identifier: Identifier, default_lang: str = "en"):
     """A reward `fn(completions, examples) -> list[float | None]` for an identifier."""
 
     def language_reward(completions: list[str], examples: list[dict]) -> list[float | None]:
-        return [consistency(c, ex.get("lang", "en"), identifier) if ex.get("kind", "reasoning") == "reasoning"
+        return [consistency(c, ex.get("lang", default_lang), identifier) if ex.get("kind", "reasoning") == "reasoning"
                 else None for c, ex in zip(completions, examples)]
 
     return language_reward

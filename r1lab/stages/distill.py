@@ -35,7 +35,11 @@ class DistillConfig:
     prompts: int = opt(800, "prompts sampled from the teacher")
     samples: int = opt(2, "teacher samples per prompt")
     keep_per_prompt: int = opt(1, "kept samples per prompt at most")
-    general: int = opt(300, "general-purpose examples mixed in (embedded world)")
+    general: int = opt(300, "general-purpose examples mixed in (the first N of --general-data, or the embedded world's)")
+    general_data: str = opt("", "general-purpose SFT data, rows with prompt and completion (empty: the embedded world's)")
+    safety: int = opt(60, "refusals mixed in (the first N of --safety-data, or the embedded world's; 0 = none)")
+    safety_data: str = opt("", "refusals / safety SFT data, rows with prompt and completion (empty: the embedded world's)")
+    language: str = opt("toy", "language identifier of the single-language filter: 'toy', 'lingua' or 'lingua:CODE'")
     epochs: int = opt(3, "student SFT epochs (paper: 2-3)")
     lr: float = opt(1e-3, "student peak learning rate (cosine decay to a tenth, as in the paper)")
     seed: int = opt(0, "seed")
@@ -53,7 +57,8 @@ def distill(cfg: DistillConfig) -> Path:
     if not data.is_file():
         rejection_sample(SampleConfig(model=cfg.teacher, task=cfg.task, data=cfg.data, out=str(data),
                                       prompts=cfg.prompts, samples=cfg.samples, keep_per_prompt=cfg.keep_per_prompt,
-                                      general=cfg.general, seed=cfg.seed))
+                                      general=cfg.general, general_data=cfg.general_data, safety=cfg.safety,
+                                      safety_data=cfg.safety_data, language=cfg.language, seed=cfg.seed))
     student = str(SMALL_BASE) if cfg.student == "small" else cfg.student
     final = sft_train(SFTConfig(model=student, data=str(data), out=str(out), epochs=cfg.epochs, lr=cfg.lr,
                                 seed=cfg.seed, save_every=20))

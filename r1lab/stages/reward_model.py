@@ -3,8 +3,8 @@
     r1lab rm --kind helpfulness --out runs/rm-help      # pairwise Bradley-Terry on preference pairs
     r1lab rm --kind safety --out runs/rm-safety         # pointwise: is the whole response safe?
 
-Data: JSONL, helpfulness rows {"prompt", "chosen", "rejected"}, safety rows {"prompt", "response",
-"label" (1 safe, 0 unsafe)}; without --data the embedded world's data are generated (train split for
+Data: JSONL, Parquet or a save_to_disk folder; helpfulness rows {"prompt", "chosen", "rejected"}, safety
+rows {"prompt", "response", "label" (1 safe, 0 unsafe)}; without --data the embedded world's data are generated (train split for
 training, held-out split for the accuracy reported in OUT/rm.json).
 The loop: batches of pairs (or labelled responses) -> scores -> Bradley-Terry (or binary
 cross-entropy) loss -> AdamW -> held-out accuracy at the end. Paper: batch 256, lr 6e-6, one epoch.
@@ -27,12 +27,12 @@ import torch
 from .. import dist
 from ..checkpoint import atomic_folder
 from ..config import check_positive, opt, write_json
-from ..errors import UserError
 from ..logs import MetricsLog
 from ..losses import bradley_terry_loss, pointwise_loss
 from ..model import load_tokenizer, resolve_model_path
 from ..rewards.models import rm_text
-from ..tasks.files import load_examples
+from ..tasks import sources
+from ..tasks.files import read_data
 
 
 @dataclass
@@ -40,8 +40,8 @@ class RMConfig:
     kind: str = opt("helpfulness", "'helpfulness' (pairwise Bradley-Terry) or 'safety' (pointwise)",
                     ["helpfulness", "safety"])
     model: str = opt("base", "backbone: a local Hugging Face causal LM folder, or 'base'")
-    data: str = opt("", "training JSONL (empty: generate the embedded world's data)")
-    eval_data: str = opt("", "held-out JSONL (empty: the embedded world's held-out split)")
+    data: str = opt("", "training data: JSONL, Parquet or a save_to_disk folder (empty: the embedded world's)")
+    eval_data: str = opt("", "held-out data, same format (empty: none with --data, else the world's held-out split)")
     out: str = opt("runs/rm", "output folder: the reward model (Hugging Face format), rm.json, metrics.jsonl")
     seed: int = opt(0, "seed of the data and its order")
     examples: int = opt(2000, "generated training examples (embedded world only)")
@@ -55,18 +55,10 @@ class RMConfig:
 def load_data(cfg: RMConfig) -> tuple[list[dict], list[dict]]:
     fields = ("prompt", "chosen", "rejected") if cfg.kind == "helpfulness" else ("prompt", "response", "label")
     if cfg.data:
-        train = load_examples(cfg.data, required=fields)
-        held = load_examples(cfg.eval_data, required=fields) if cfg.eval_data else []
+        train = read_data(cfg.data, fields)
+        held = read_data(cfg.eval_data, fields) if cfg.eval_data else []
     else:
-        from ..tasks.toy import datasets as D
-
-        make = D.preference_pairs if cfg.kind == "helpfulness" else D.safety_examples
-        train, held = make(cfg.examples, "train", cfg.seed), make(max(200, cfg.examples // 5), "test", cfg.seed)
-    if cfg.kind == "safety":
-        for row in train + held:
-            if row["label"] not in (0, 1, "0", "1"):
-                raise UserError(f"{cfg.data or 'safety data'}:{row.get('_line', '?')}: field 'label' must be 0 or 1")
-            row["label"] = int(row["label"])
+        train, held = sources.reward_data(cfg.kind, cfg.examples, cfg.seed)
     return train, held
 
 
@@ -111,12 +103,12 @@ def train(cfg: RMConfig) -> Path:
     from transformers import AutoModelForSequenceClassification
 
     check_positive(cfg, ["examples", "epochs", "lr", "batch", "log_every"])
+    train_rows, held = load_data(cfg)  # a bad file stops here, before anything is written
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     world, device = dist.init(cfg.device)
     if world.main:
         write_json(cfg, out / "config.json")
-    train_rows, held = load_data(cfg)
     tokenizer = load_tokenizer(cfg.model)
     tokenizer.padding_side = "right"
     torch.manual_seed(cfg.seed)

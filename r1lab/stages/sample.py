@@ -8,7 +8,10 @@ For each training prompt, n samples; a sample is kept when it passes every filte
 function below): well formed, correct (rule verifier, or a judge model with --judge where no rule
 applies), chain of thought in a single language (the question's), no long paragraph, no code block;
 duplicates are dropped and at most `keep_per_prompt` are kept per prompt. General-purpose examples
-(no chain of thought for simple queries) are then mixed in. Under torchrun each process samples its
+(no chain of thought for simple queries, kept as they come) and refusals are then mixed in: `general`
+and `safety` rows of --general-data and --safety-data (rows {"prompt", "completion"}; JSONL, Parquet
+or a save_to_disk folder), or of the embedded world's. "Single language" is judged by the run's
+language identifier (--language: the embedded lexicon or lingua for real text). Under torchrun each process samples its
 share of the prompts (the seeds depend on the prompt only); rank 0 writes.
 """
 
@@ -24,10 +27,11 @@ from .. import dist
 from ..config import check_positive, opt
 from ..evaluate import EvalConfig, sample_completions
 from ..model import load_model, load_tokenizer
-from ..rewards.language import consistency, toy_identifier
+from ..rewards.language import consistency, run_identifier, toy_identifier
 from ..rewards.parse import MAX_CHARS, parse_response
 from ..rewards.verifiers import VERIFIERS, verify
-from ..tasks import load_task
+from ..tasks import load_task, sources
+from ..tasks.files import read_data
 from .coldstart import write_jsonl
 
 
@@ -44,9 +48,15 @@ class SampleConfig:
     top_p: float = opt(0.95, "sampling top-p")
     max_new_tokens: int = opt(160, "token budget per sample")
     max_paragraph_words: int = opt(200, "drop samples with a paragraph of more words (paper: long paragraphs)")
-    general: int = opt(300, "general-purpose examples mixed in (embedded world; 0 = none)")
-    general_full_share: float = opt(0.2, "share of general examples answered with a full sentence (rest: terse)")
-    safety: int = opt(60, "refusals of harmful requests mixed in (embedded world; 0 = none)")
+    general: int = opt(300, "general-purpose examples mixed in: the first N of --general-data, or the embedded "
+                       "world's (0 = none)")
+    general_data: str = opt("", "general-purpose SFT data: rows with prompt and completion (empty: the embedded world's)")
+    general_full_share: float = opt(0.2, "embedded world: share of general examples answered with a full sentence")
+    safety: int = opt(60, "refusals of harmful requests mixed in: the first N of --safety-data, or the embedded "
+                      "world's (0 = none)")
+    safety_data: str = opt("", "refusals / safety SFT data: rows with prompt and completion (empty: the embedded world's)")
+    language: str = opt("toy", "language identifier of the single-language filter: 'toy' (the embedded lexicon), "
+                        "'lingua' (real text; r1lab[lang]) or 'lingua:CODE' (rows without 'lang' are in CODE)")
     judge: str = opt("", "local model judging correctness where the example has no rule verifier")
     template: str = opt("r1-zero", "prompt template")
     seed: int = opt(0, "seed of prompts and sampling")
@@ -58,9 +68,9 @@ def well_formed(text: str, example: dict) -> bool:
     return parse_response(text).well_formed
 
 
-def single_language(text: str, example: dict, identifier=None) -> bool:
+def single_language(text: str, example: dict, identifier=None, default_lang: str = "en") -> bool:
     """The chain of thought is entirely in the question's language."""
-    return consistency(text, example.get("lang", "en"), identifier or toy_identifier()) >= 1.0
+    return consistency(text, example.get("lang", default_lang), identifier or toy_identifier()) >= 1.0
 
 
 def no_long_paragraphs(text: str, max_words: int) -> bool:
@@ -108,6 +118,8 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
     """Sample, filter, dedupe, mix; writes and returns the SFT rows."""
     check_positive(cfg, ["prompts", "samples", "keep_per_prompt", "max_new_tokens", "max_paragraph_words"])
     task = load_task(cfg.task, cfg.data, eval_problems=0)
+    general, refusals = mix_data(cfg)  # read before sampling: a bad file stops before any work
+    language = run_identifier(cfg.language)
     examples = task.train.batch(0, min(cfg.prompts, len(task.train.examples)), cfg.seed + 500)
     world, device = dist.init("auto")
     tok = load_tokenizer(cfg.model)
@@ -122,7 +134,7 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
     for i, ex in enumerate(examples):
         kept, seen = 0, set()
         for text in texts[i * cfg.samples:(i + 1) * cfg.samples]:
-            reason = _rejected_by(text, ex, cfg, judge, seen)
+            reason = _rejected_by(text, ex, cfg, judge, seen, language)
             stats[reason or "kept"] += 1
             if reason:
                 continue
@@ -133,10 +145,7 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
             if kept >= cfg.keep_per_prompt:
                 break
     n_reasoning = len(rows)
-    if cfg.general and cfg.task == "toy":
-        from ..tasks.toy.datasets import general_sft_data
-
-        rows += general_sft_data(cfg.general, cfg.seed, cfg.general_full_share, cfg.safety)
+    rows += general + refusals
     if world.main:
         write_jsonl(Path(cfg.out), rows)
         print(f"sample: {len(texts)} samples -> {n_reasoning} kept ({dict(stats)}); "
@@ -145,13 +154,36 @@ def rejection_sample(cfg: SampleConfig) -> list[dict]:
     return rows
 
 
-def _rejected_by(text: str, ex: dict, cfg: SampleConfig, judge, seen: set) -> str | None:
-    """The first filter a sample fails, or None when it is kept."""
+def mix_data(cfg: SampleConfig) -> tuple[list[dict], list[dict]]:
+    """(general rows, refusal rows) to mix in: the first `general` / `safety` rows of the files (round
+    and round if fewer), or the embedded world's when no file is given and the task is the world's."""
+    def first(path: str, n: int) -> list[dict]:
+        rows = read_data(path, ("prompt", "completion"))
+        return [{k: v for k, v in rows[i % len(rows)].items() if k != "_line"} for i in range(n)]
+
+    general = first(cfg.general_data, cfg.general) if cfg.general_data and cfg.general else []
+    refusals = first(cfg.safety_data, cfg.safety) if cfg.safety_data and cfg.safety else []
+    if cfg.task == "toy" and cfg.general and not cfg.general_data:  # the world draws both from one stream
+        world_general, world_refusals = sources.general_mix(cfg.general, cfg.seed, cfg.general_full_share, cfg.safety)
+        general, refusals = world_general, refusals if cfg.safety_data else world_refusals
+    for row in general:
+        row.setdefault("kind", "general")
+        row.setdefault("provenance", "general")
+    for row in refusals:
+        row.setdefault("kind", "harmful")
+        row.setdefault("provenance", "safety")
+    return general, refusals
+
+
+def _rejected_by(text: str, ex: dict, cfg: SampleConfig, judge, seen: set, language=None) -> str | None:
+    """The first filter a sample fails, or None when it is kept (language: the run's identifier and
+    the language of rows without "lang"; with a run-level language every row is checked)."""
+    identifier, default_lang = language or run_identifier(cfg.language)
     if not well_formed(text, ex):
         return "malformed"
     if not is_correct(text, ex, judge):
         return "wrong"
-    if ex.get("lang") and not single_language(text, ex):
+    if (ex.get("lang") or ":" in cfg.language) and not single_language(text, ex, identifier, default_lang):
         return "mixed_language"
     if not no_long_paragraphs(text, cfg.max_paragraph_words):
         return "long_paragraph"

@@ -32,14 +32,14 @@ from ..errors import UserError
 from ..logs import MetricsLog
 from ..losses import sft_loss
 from ..model import autocast, load_model, load_tokenizer, save_model
-from ..tasks.files import load_examples
+from ..tasks.files import read_data
 from ..template import render_prompt
 
 
 @dataclass
 class SFTConfig:
     model: str = opt("base", "start model: a local Hugging Face folder, or 'base'")
-    data: str = opt("", "training data: JSONL with 'prompt' and 'completion' per line")
+    data: str = opt("", "training data: rows with 'prompt' and 'completion' (JSONL, Parquet or a save_to_disk folder)")
     out: str = opt("runs/sft", "output folder: metrics.jsonl, checkpoints/, model/")
     seed: int = opt(0, "seed of the data order")
     epochs: int = opt(2, "passes over the data (paper: 2-3)")
@@ -124,8 +124,9 @@ def train(cfg: SFTConfig, examples: list[dict] | None = None) -> Path:
                    allow_zero=("save_every", "keep_last", "threads", "warmup", "weight_decay", "grad_clip"))
     if examples is None:
         if not cfg.data:
-            raise UserError("--data is required: a JSONL file with 'prompt' and 'completion' per line")
-        examples = load_examples(cfg.data, required=("prompt", "completion"))
+            raise UserError("--data is required: rows with 'prompt' and 'completion' (JSONL, Parquet or a "
+                            "save_to_disk folder)")
+        examples = read_data(cfg.data, ("prompt", "completion"))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)

@@ -48,14 +48,25 @@ def load_examples(path: str | Path, required=("prompt", "answer")) -> list[dict]
     return examples
 
 
+TEXT_FIELDS = ("completion", "chosen", "rejected", "response")  # strings when required (may be empty)
+
+
 def check_row(row: dict, where: str, required=("prompt", "answer")) -> dict:
     """One example checked: the required fields present, "prompt" a non-empty string, "answer" a
-    string or a number (kept as a string). Every other field is kept as it is."""
+    string or a number (kept as a string), "completion"/"chosen"/"rejected"/"response" strings,
+    "label" 0 or 1 (kept as an int). Every other field is kept as it is."""
     for field in required:
         if field not in row:
             raise UserError(f"{where}: missing field {field!r} (each line needs {', '.join(required)})")
     if "prompt" in required and (not isinstance(row["prompt"], str) or not row["prompt"].strip()):
         raise UserError(f"{where}: field 'prompt' must be a non-empty string")
+    for field in TEXT_FIELDS:
+        if field in required and not isinstance(row[field], str):
+            raise UserError(f"{where}: field {field!r} must be a string, got {type(row[field]).__name__}")
+    if "label" in required:
+        if row["label"] not in (0, 1, "0", "1") or isinstance(row["label"], float):
+            raise UserError(f"{where}: field 'label' must be 0 (unsafe) or 1 (safe), got {row['label']!r}")
+        row["label"] = int(row["label"])
     if "answer" in required:
         if isinstance(row["answer"], bool) or not isinstance(row["answer"], (str, int, float)):
             raise UserError(f"{where}: field 'answer' must be a string or a number, got {type(row['answer']).__name__}")
@@ -63,18 +74,24 @@ def check_row(row: dict, where: str, required=("prompt", "answer")) -> dict:
     return row
 
 
-def check_rows(rows, source: str) -> list[dict]:
+def check_rows(rows, source: str, required=("prompt", "answer")) -> list[dict]:
     """Examples from any source (a file's rows, a list of dicts, a datasets.Dataset), each checked;
     errors name the file and line (JSONL) or the row."""
     out = []
     for i, row in enumerate(rows):
         where = f"{source}:{row['_line']}" if isinstance(row, dict) and "_line" in row else f"{source}: row {i}"
         if not isinstance(row, dict):
-            raise UserError(f"{where}: expected a dict with prompt and answer, got {type(row).__name__}")
-        out.append(check_row(dict(row), where))
+            raise UserError(f"{where}: expected a dict with {', '.join(required)}, got {type(row).__name__}")
+        out.append(check_row(dict(row), where, required))
     if not out:
         raise UserError(f"{source}: no examples")
     return out
+
+
+def read_data(path: str | Path, required=("prompt", "answer")) -> list[dict]:
+    """The checked rows of a data file: JSONL, Parquet or a `save_to_disk` folder (the one reader of
+    every stage's files; errors name the file and line or row, and the field)."""
+    return check_rows(rows_of(str(path), str(path)), str(path), required)
 
 
 def rows_of(data, source: str = "data") -> list[dict]:
