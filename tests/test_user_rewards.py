@@ -35,6 +35,9 @@ def crashes(completions, examples):
 def raises(completions, examples):
     return [1 / 0 if "bad" in c else 0.5 for c in completions]
 
+def raises_on_boom(completions, examples):
+    return [1 / 0 if e.get("boom") else 0.5 for e in examples]
+
 def always_hangs(completions, examples):
     time.sleep(60)
 
@@ -177,12 +180,119 @@ def test_workers_contain_hangs_crashes_and_exceptions(fns_file):
 
 
 def test_run_finishes_with_hung_and_raising_verifiers(tmp_path, tiny_model_dir, fns_file):
-    cfg = r1lab.GRPOConfig(model=str(tiny_model_dir), out=str(tmp_path / "o"), reward_workers=1, reward_timeout=1.0,
-                           reward_fn=[f"{fns_file}:always_hangs"], rewards="format=1,always_hangs=1", **TINY)
-    result = r1lab.grpo(cfg, data=ROWS)
-    rows = [json.loads(line) for line in Path(result["metrics"]).read_text().splitlines()]
-    assert rows[0]["reward_errors"] == 4 and rows[0]["reward_always_hangs"] == 0.0
+    # two prompts, one group each, one group per worker: the "hang" group's call to `hangs` times
+    # out, the "boom" group's call to `raises_on_boom` raises; every other value must survive
+    rows = [dict(ROWS[0], hang=True), dict(ROWS[1], boom=True)]
+    cfg = r1lab.GRPOConfig(model=str(tiny_model_dir), out=str(tmp_path / "o"), reward_workers=2, reward_timeout=2.0,
+                           reward_fn=[f"{fns_file}:hangs", f"{fns_file}:raises_on_boom"],
+                           rewards="format=1,hangs=1,raises_on_boom=1", **TINY)
+    result = r1lab.grpo(cfg, data=rows)
+    row = json.loads(Path(result["metrics"]).read_text().splitlines()[0])
+    assert row["reward_errors"] == 4  # 2 hung + 2 raised, each sample counted once
+    assert row["reward_hangs"] == 0.5 and row["reward_raises_on_boom"] == 0.25
+    assert 0.0 <= row["reward_format"] <= 1.0  # scored in the workers too, not zeroed with the hung call
     assert (Path(result["model"]) / "config.json").is_file()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_row_cannot_name_code_to_run(tmp_path, workers):
+    from r1lab.rewards.rules import accuracy_reward
+    from r1lab.rewards.verifiers import VERIFIERS
+
+    marker = tmp_path / "ran"
+    answers = {"builtins:exec": f"open({str(marker)!r}, 'w').write('x')", "os:system": f"touch {marker}",
+               "subprocess:getoutput": f"touch {marker}"}
+    exs = [{"answer": a, "verifier": name} for name, a in answers.items()]
+    completions = [f"<think> x </think> <answer> {a} </answer>" for a in answers.values()]
+    runner = RewardRunner({"accuracy": accuracy_reward}, workers=workers, timeout=30.0)
+    try:
+        s = runner.score(completions, exs, {"accuracy": 1.0})
+    except UserError as e:  # every sample raised on the first batch: refused, naming the reward
+        assert "reward 'accuracy' raised on every sample" in str(e) and "unknown verifier" in str(e)
+    else:
+        pytest.fail(f"scored {s}")
+    finally:
+        runner.close()
+    runner = RewardRunner({"accuracy": accuracy_reward}, workers=workers, timeout=30.0)
+    runner.checked.add("accuracy")  # a later batch: contained, 0 and counted
+    try:
+        s = runner.score(completions + ["<think> x </think> <answer> 4 </answer>"], exs + [{"answer": "4"}],
+                         {"accuracy": 1.0})
+    finally:
+        runner.close()
+    assert s.parts["accuracy"] == [0.0, 0.0, 0.0, 1.0] and s.errors == 3
+    assert not marker.exists() and not set(answers) & set(VERIFIERS)
+
+
+def test_workers_blame_only_the_reward_that_hung(fns_file):
+    fns = {"accuracy": r1lab.REWARDS["accuracy"], "format": r1lab.REWARDS["format"],
+           "hangs": load_function(f"{fns_file}:hangs")[1]}
+    right = "<think> 12 times 3 is 36 </think> <answer> 36 </answer>"
+    runner = RewardRunner(fns, workers=2, timeout=2.0)
+    try:
+        assert set(runner.keys) == {"accuracy", "format", "hangs"}
+        s = runner.score([right] * 4, [{"answer": "36"}, {"answer": "36"}, {"answer": "36", "hang": True},
+                                       {"answer": "36"}], {"accuracy": 1.0, "format": 0.5, "hangs": 1.0})
+    finally:
+        runner.close()
+    assert s.parts["accuracy"] == [1.0] * 4 and s.parts["format"] == [1.0] * 4
+    assert s.parts["hangs"] == [1.0, 1.0, 0.0, 0.0] and s.total == [2.5, 2.5, 1.5, 1.5]
+    assert s.errors == 2 and s.error_messages == ["hangs: no result within --reward-timeout 2 s"]
+
+
+def test_rewards_that_cannot_reach_a_worker_run_here(monkeypatch, fns_file):
+    from r1lab.rewards.verifiers import VERIFIERS, function_key
+
+    def closure(completions, examples):  # defined in a function: no other process can load it
+        return [2.0] * len(completions)
+
+    accuracy = r1lab.REWARDS["accuracy"]
+    assert function_key(closure) is None and function_key(lambda c, e: c) is None
+    assert function_key(load_function(f"{fns_file}:raises")[1]) == f"{fns_file.resolve()}:raises"
+    assert function_key(accuracy) == "r1lab.rewards.rules:accuracy_reward"
+    right = "<think> x </think> <answer> 36 </answer>"
+    runner = RewardRunner({"closure": closure, "accuracy": accuracy}, workers=1, timeout=30.0)
+    try:
+        assert set(runner.keys) == {"accuracy"}
+        s = runner.score([right, right], [{"answer": "36"}] * 2, {"closure": 1.0, "accuracy": 1.0})
+        assert s.parts == {"closure": [2.0, 2.0], "accuracy": [1.0, 1.0]} and s.errors == 0
+    finally:
+        runner.close()
+    # a task's verifier that is a closure: accuracy routes to it, so accuracy stays in this process
+    monkeypatch.setitem(VERIFIERS, "t.py:task#verify", lambda answer, example: answer.strip() == "yes")
+    runner = RewardRunner({"accuracy": accuracy}, workers=1, timeout=30.0)
+    try:
+        assert runner.keys == {}
+        s = runner.score(["<think> x </think> <answer> yes </answer>"], [{"answer": "-", "verifier": "t.py:task#verify"}],
+                         {"accuracy": 1.0})
+        assert s.parts["accuracy"] == [1.0] and s.errors == 0
+    finally:
+        runner.close()
+
+
+def test_a_task_verifier_from_a_file_reaches_the_workers():
+    task = r1lab.load_task(str(EXAMPLES / "reverse_task.py") + ":reverse_words", eval_problems=2)
+    ex = task.eval_examples[0]
+    runner = RewardRunner({"accuracy": r1lab.REWARDS["accuracy"]}, workers=1, timeout=30.0)
+    try:
+        assert "accuracy" in runner.keys and ex["verifier"] in runner.verifiers
+        s = runner.score([f"<think> x </think> <answer> {ex['answer']} </answer>", "<answer> no </answer>"],
+                         [ex, ex], {"accuracy": 1.0})
+    finally:
+        runner.close()
+    assert s.parts["accuracy"] == [1.0, 0.0] and s.errors == 0
+
+
+def test_a_reward_that_raises_on_every_sample_stops_the_first_batch():
+    def broken(completions, examples):
+        raise KeyError("anwser")
+
+    runner = RewardRunner({"broken": broken})
+    with pytest.raises(UserError, match=r"reward 'broken' raised on every sample \(KeyError: 'anwser'\)"):
+        runner.score(["a", "b"], [{}, {}], {"broken": 1.0})
+    runner.checked.add("broken")  # as after a good first batch: later batches are contained
+    later = runner.score(["a", "b"], [{}, {}], {"broken": 1.0})
+    assert later.total == [0.0, 0.0] and later.errors == 2
 
 
 # ---------------------------------------------------------------- the Python API and data
@@ -263,8 +373,9 @@ def test_command_line_examples(tmp_path, monkeypatch, capsys, args):
                  "--eval-problems", "0", *args, "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    name = args[3].split(",")[-1].split("=")[0] if args[0] == "--reward-fn" else "accuracy"
-    assert f"reward_{name}" in row or name == "accuracy"
+    names = ([p.split("=")[0] for p in args[args.index("--rewards") + 1].split(",")] if "--rewards" in args
+             else ["accuracy", "format"])  # the default --rewards
+    assert [n for n in names if f"reward_{n}" not in row] == []
     if args[0] == "--task":
         assert json.loads((out / "eval.json").read_text())["final"]["n_problems"] == 2
 

@@ -25,7 +25,6 @@ import logging
 import math
 import multiprocessing
 import numbers
-import pickle
 import sys
 import time
 from dataclasses import dataclass, field
@@ -145,6 +144,9 @@ def parse_spec(spec: str, known: dict[str, RewardFn] | None = None) -> dict[str,
 # ---------------------------------------------------------------- calling rewards
 
 
+ALL_RAISED = "raised on every sample"
+
+
 @dataclass
 class Part:
     """One reward's values on a batch, after containment."""
@@ -217,6 +219,8 @@ def _contain(name: str, fn: RewardFn, out, completions, examples) -> Part:
         bad = one if isinstance(one, Exception) else _problem(one, 1)
         values.append(0.0 if bad else (None if one[0] is None else float(one[0])))
         failed.append(bool(bad))
+    if problem is None and all(failed):  # no sample scored: on a first batch that is a bug, not bad luck
+        problem = f"{ALL_RAISED} ({first})"
     return Part(values, failed, problem, f"{name}: {first}")
 
 
@@ -254,26 +258,38 @@ def score(completions: list[str], examples: list[dict], weights: dict[str, float
 
 class RewardRunner:
     """Scores batches for a training run: the first batch of each reward is checked strictly (a
-    broken contract stops the run with the reward's name), later ones are contained. With
-    `workers` > 0 the rewards run in that many processes, each call bounded by `timeout` seconds;
-    a call that hangs or kills its process scores 0 for its samples and the pool is replaced."""
+    broken contract, or an exception on every sample, stops the run with the reward's name), later
+    ones are contained. With `workers` > 0 the rewards run in that many processes, each reward's
+    call bounded by `timeout` seconds; a call that hangs or kills its process scores 0 for that
+    reward's samples only, and the pool is replaced.
+
+    Workers get the functions by name (`verifiers.function_key`) through their initializer, with
+    the verifiers registered here; a reward that no other process can load runs here, and so does
+    every reward when a registered verifier is a closure (accuracy, or a user reward, may route
+    to it, and a worker could not)."""
 
     def __init__(self, fns: dict[str, RewardFn], workers: int = 0, timeout: float = 0.0):
+        from .verifiers import function_key, shippable
+
         self.fns, self.workers, self.timeout = fns, workers, timeout
         self.checked: set[str] = set()
         self._pool = None
-        self.remote = {k for k, fn in fns.items() if workers and _picklable(fn)}
-        local = sorted(set(fns) - self.remote)
-        if workers and local:
+        self.verifiers, stuck = shippable()
+        keys = {k: function_key(fn) for k, fn in fns.items()} if workers and not stuck else {}
+        self.keys = {k: key for k, key in keys.items() if key}
+        local = sorted(set(fns) - set(self.keys))
+        if workers and stuck:
+            log.warning("verifiers %s cannot be loaded by a worker process (closures); every reward runs here",
+                        ", ".join(stuck))
+        elif workers and local:
             log.warning("rewards %s cannot be sent to a worker process (not importable by name); they run here",
                         ", ".join(local))
 
     def score(self, completions: list[str], examples: list[dict], weights: dict[str, float]) -> Scores:
-        used = {k: self.fns[k] for k in weights}
-        remote = {k: fn for k, fn in used.items() if k in self.remote}
-        parts = evaluate_parts({k: fn for k, fn in used.items() if k not in remote}, completions, examples)
-        if remote:
-            parts.update(self._in_workers(remote, completions, examples))
+        remote = [k for k in weights if k in self.keys]
+        parts = evaluate_parts({k: self.fns[k] for k in weights if k not in remote}, completions, examples)
+        for name in remote:
+            parts[name] = self._in_workers(name, completions, examples)
         for name in weights:
             if name not in self.checked and parts[name].problem:
                 raise UserError(f"reward {name!r} {parts[name].problem} (first batch; the contract is "
@@ -281,15 +297,17 @@ class RewardRunner:
             self.checked.add(name)
         return combine({k: parts[k] for k in weights}, weights)
 
-    def _in_workers(self, fns, completions, examples) -> dict[str, Part]:
-        """Split the batch into one chunk per worker; a chunk that times out or crashes fails whole."""
+    def _in_workers(self, name: str, completions, examples) -> Part:
+        """One reward on the batch, split into one chunk per worker. One reward at a time, so that a
+        chunk that times out or crashes fails only that reward's samples: the others' calls are
+        never queued behind it nor killed with it."""
         n = len(completions)
         size = -(-n // self.workers)
         chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
         pool = self._get_pool()
-        futures = [pool.submit(evaluate_parts, fns, completions[a:b], examples[a:b]) for a, b in chunks]
+        futures = [pool.submit(_score_here, name, completions[a:b], examples[a:b]) for a, b in chunks]
         deadline = time.monotonic() + self.timeout if self.timeout else None
-        parts = {k: Part([], [], None, None) for k in fns}
+        part = Part([], [], None, None)
         broken = False
         for (a, b), fut in zip(chunks, futures):
             try:
@@ -298,19 +316,22 @@ class RewardRunner:
                 broken = True
                 why = (f"no result within --reward-timeout {self.timeout:g} s" if isinstance(e, cf.TimeoutError)
                        else f"{type(e).__name__}: {e}")
-                got = {k: Part([0.0] * (b - a), [True] * (b - a), None, f"{k}: {why}") for k in fns}
-            for k, p in got.items():
-                parts[k].values += p.values
-                parts[k].failed += p.failed
-                parts[k].problem = parts[k].problem or p.problem
-                parts[k].message = parts[k].message or p.message
+                got = Part([0.0] * (b - a), [True] * (b - a), None, f"{name}: {why}")
+            part.values += got.values
+            part.failed += got.failed
+            part.message = part.message or got.message
+            if got.problem and not part.problem:
+                part.problem = got.problem
+        if part.problem and part.problem.startswith(ALL_RAISED) and not all(part.failed):
+            part.problem = None  # one chunk's samples all raised, another's did not: contained
         if broken:
             self._kill_pool()
-        return parts
+        return part
 
     def _get_pool(self):
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(self.keys, self.verifiers))
             # start every worker now, so that starting a process is not charged to a call's timeout
             for fut in [self._pool.submit(_ready) for _ in range(self.workers)]:
                 fut.result()
@@ -336,12 +357,21 @@ def _ready() -> bool:
     return True
 
 
-def _picklable(fn) -> bool:
-    try:
-        pickle.dumps(fn)
-        return True
-    except Exception:  # noqa: BLE001 - closures, lambdas, bound models
-        return False
+_WORKER_FNS: dict[str, RewardFn] = {}  # in a worker process: the rewards its parent sent by name
+
+
+def _init_worker(rewards: dict[str, str], verifiers: dict[str, str]) -> None:
+    """A worker's start: load the parent's rewards and verifiers by their function keys."""
+    from .verifiers import install
+
+    install(verifiers)
+    for name, key in rewards.items():
+        _WORKER_FNS[name] = load_function(key)[1]
+
+
+def _score_here(name: str, completions: list[str], examples: list[dict]) -> Part:
+    """One reward on a chunk, in a worker process, contained as in the training process."""
+    return evaluate_parts({name: _WORKER_FNS[name]}, completions, examples)[name]
 
 
 from . import tasks  # noqa: E402,F401 - registers the task library's verifiers (math, countdown, code, gsm8k)

@@ -1,8 +1,11 @@
 """Verifiers: is a final answer right? Each takes (answer_text, example) and returns True/False.
 
 The example's "verifier" field picks one (default "number"), so a batch mixing tasks is scored
-correctly sample by sample. Tasks of the task library register theirs with `register`; a user's
-task (`--task PATH.py:NAME`) names its verifier "PATH.py:FUNCTION", loaded on first use.
+correctly sample by sample. Only names registered in this process are accepted: the built-ins, the
+task library's (`register`) and a user's task (`--task PATH.py:NAME` registers its verifier under
+"PATH.py:FUNCTION"). A name is never imported: the field comes from data, and data must not choose
+which code runs (`"builtins:exec"` would run the model's answer). Reward worker processes receive
+the registrations from their parent when they start (see `shippable` and rewards.RewardRunner).
 """
 
 from __future__ import annotations
@@ -74,20 +77,22 @@ def verify(answer: str | None, example: dict) -> bool:
     if answer is None:
         return False
     name = example.get("verifier", "number")
-    if name not in VERIFIERS and ":" in name and "#" not in name:  # a user's verifier, PATH.py:NAME or module:NAME
-        from . import load_function
-
-        VERIFIERS[name] = load_function(name, "verifier")[1]
-    if name not in VERIFIERS:
-        raise KeyError(f"unknown verifier {name!r}; known: {sorted(VERIFIERS)}")
-    return bool(VERIFIERS[name](answer, example))
+    fn = VERIFIERS.get(name) if isinstance(name, str) else None
+    if fn is None:
+        raise KeyError(f"unknown verifier {name!r}; known: {sorted(VERIFIERS)} (a task registers its verifier; "
+                       "a row cannot name a module to import)")
+    return bool(fn(answer, example))
 
 
 def function_key(fn) -> str | None:
     """"PATH.py:NAME" or "module:NAME" by which another process can load `fn`, or None (a closure, a
-    lambda, a function of a script run as __main__)."""
+    lambda, a function of a script run as __main__). The one test of what can run in a worker."""
     import sys
 
+    from . import FileFunction
+
+    if isinstance(fn, FileFunction):  # --reward-fn PATH.py:NAME
+        return f"{fn.path}:{fn.name}"
     module = sys.modules.get(getattr(fn, "__module__", None) or "")
     name = getattr(fn, "__name__", "")
     if module is None or getattr(module, name, None) is not fn or module.__name__ == "__main__":
@@ -95,3 +100,20 @@ def function_key(fn) -> str | None:
     if module.__name__.startswith("r1lab_user_"):  # loaded from a file by rewards.FileFunction
         return f"{module.__file__}:{name}"
     return f"{module.__name__}:{name}"
+
+
+def shippable() -> tuple[dict[str, str], list[str]]:
+    """The verifiers registered in this process as {name: function_key} for a worker to load, and
+    the names of those no other process can load (closures: rewards that route to them stay here)."""
+    keys = {name: function_key(fn) for name, fn in VERIFIERS.items()}
+    return {k: v for k, v in keys.items() if v}, sorted(k for k, v in keys.items() if not v)
+
+
+def install(keys: dict[str, str]) -> None:
+    """In a worker process: register the parent's verifiers by their function keys (the names come
+    from the parent's registry, never from data)."""
+    from . import load_function
+
+    for name, key in keys.items():
+        if name not in VERIFIERS:
+            VERIFIERS[name] = load_function(key, "verifier")[1]
