@@ -51,7 +51,7 @@ def grpo(cfg, data=None, eval_data=None, rewards: dict[str, Callable] | None = N
         cfg = dataclasses.replace(cfg, data=str(data), eval_data=str(eval_data) if eval_data else None,
                                   task="file" if cfg.task == "toy" else cfg.task)
     elif data is not None:
-        held = check_rows(rows_of(eval_data, "eval_data"), "eval_data") if eval_data is not None else None
+        held = check_rows(rows_of(eval_data, "eval_data", "test"), "eval_data") if eval_data is not None else None
         task = rows_task("data", check_rows(rows_of(data, "data"), "data"), held, cfg.eval_problems)
     results = train(cfg, extra_rewards=rewards, task=task)
     out = Path(cfg.out)

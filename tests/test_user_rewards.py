@@ -334,6 +334,19 @@ def test_data_alone_is_the_users_file(tmp_path, tiny_model_dir):
         assert len(task.train.examples) == 8 and task.eval_examples[0]["secret"] == 18
 
 
+def test_eval_data_reads_the_test_split_of_a_folder(tmp_path):
+    import datasets
+
+    folder = tmp_path / "splits"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS[:6]),
+                          "test": datasets.Dataset.from_list(ROWS[6:])}).save_to_disk(str(folder))
+    task = r1lab.load_task(data=str(folder), eval_data=str(folder), eval_problems=10)
+    assert [e["secret"] for e in task.train.examples] == [10, 11, 12, 13, 14, 15]
+    assert [e["secret"] for e in task.eval_examples] == [16, 17, 18, 19]
+    task = r1lab.load_task(str(EXAMPLES / "reverse_task.py") + ":reverse_words", eval_data=str(folder))
+    assert [e["secret"] for e in task.eval_examples] == [16, 17, 18, 19]
+
+
 def test_report_to(tmp_path, monkeypatch):
     from r1lab.logs import MetricsLog, check_report_to
 

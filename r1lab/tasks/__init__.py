@@ -78,7 +78,7 @@ def load_task(name: str = "toy", data: str | None = None, eval_data: str | None 
         if not data:
             raise UserError(f"--task {name} needs --data FILE (JSONL, Parquet or a save_to_disk folder; "
                             "one {\"prompt\": ..., \"answer\": ...} per row)")
-        held = check_rows(rows_of(eval_data), eval_data) if eval_data else None
+        held = check_rows(rows_of(eval_data, eval_data, "test"), eval_data) if eval_data else None
         return rows_task(name, check_rows(rows_of(data), data), held, eval_problems)
     from . import library
 
@@ -119,7 +119,7 @@ def user_task(spec: str, data: str | None, eval_data: str | None, eval_problems:
     train = check_rows(rows_of(got["train"]), f"--task {spec}: train")
     held = check_rows(rows_of(got["eval"]), f"--task {spec}: eval") if got.get("eval") is not None else None
     if eval_data:
-        held = check_rows(rows_of(eval_data), eval_data)
+        held = check_rows(rows_of(eval_data, eval_data, "test"), eval_data)
     verify = got.get("verify")
     if verify is not None:
         if not callable(verify):

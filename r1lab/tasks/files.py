@@ -94,13 +94,14 @@ def read_data(path: str | Path, required=("prompt", "answer")) -> list[dict]:
     return check_rows(rows_of(str(path), str(path)), str(path), required)
 
 
-def rows_of(data, source: str = "data") -> list[dict]:
+def rows_of(data, source: str = "data", split: str = "train") -> list[dict]:
     """The rows of `data`: a list of dicts, a `datasets.Dataset`, or a path (JSONL, Parquet or a
-    `save_to_disk` folder, told apart by what it is)."""
+    `save_to_disk` folder, told apart by what it is). `split` picks the split of a folder that
+    holds several: "train" for training data, "test" for evaluation data."""
     if isinstance(data, (str, Path)):
         from .library import read_rows
 
-        return read_rows(str(data))
+        return read_rows(str(data), split)
     if hasattr(data, "to_list") and hasattr(data, "column_names"):  # a datasets.Dataset
         return data.to_list()
     if hasattr(data, "keys") and hasattr(data, "column_names"):  # a DatasetDict
