@@ -75,6 +75,7 @@ def load_config(path: str | Path | None) -> dict:
 
 
 RL_ALL_REASONING = 4000  # stage 4's reasoning prompts: the first rows of the reasoning set
+RL_ALL_REWARDS = "accuracy=1,format=0.5,language=1,helpfulness=1,safety=1"  # stage 4, by default
 OFF_NOTES = {
     "fewshot": "cold start without few-shot prompting (data.fewshot: false)",
     "general_sft": "rejection-sampling SFT without general-purpose data (data.general_sft: false)",
@@ -207,13 +208,15 @@ class Pipeline:
         self.validate_data()
         C.from_dict(EvalSuite, self.section("eval"), f"{self.where}: eval")
         for name in ("r1-zero", "reasoning-rl"):
-            C.from_dict(GRPOConfig, self.section(name), f"{self.where}: {name}")
+            self.validate_rewards(name, C.from_dict(GRPOConfig, self.section(name), f"{self.where}: {name}"))
         rl_all = self.section("rl-all")
         rl_all.pop("preference_steps", None)
         mix = rl_all.pop("mix", {})
         if not isinstance(mix, dict) or set(mix) - {"reasoning", "general", "harmful"}:
             raise UserError(f"{self.where}: rl-all.mix must map reasoning/general/harmful to shares")
-        C.from_dict(GRPOConfig, rl_all, f"{self.where}: rl-all")
+        rl_all.setdefault("rewards", RL_ALL_REWARDS)
+        self.validate_rewards("rl-all", C.from_dict(GRPOConfig, rl_all, f"{self.where}: rl-all"),
+                              dict.fromkeys(("helpfulness", "safety")))  # trained by an earlier stage
         for kind, sec in self.section("reward-models").items():
             if kind not in ("helpfulness", "safety"):
                 raise UserError(f"{self.where}: reward-models: unknown model {kind!r} (helpfulness, safety)")
@@ -233,6 +236,16 @@ class Pipeline:
             if key not in ("sample", "sft"):
                 raise UserError(f"{self.where}: rejection-sft: unknown key {key!r} (sample, sft)")
             C.from_dict(SampleConfig if key == "sample" else SFTConfig, sec or {}, f"{self.where}: rejection-sft.{key}")
+
+    def validate_rewards(self, name: str, cfg, later: dict | None = None) -> None:
+        """reward_fn loads (file, function) and rewards names only known rewards: a typo stops here,
+        not hours later when the stage starts."""
+        from .rewards import REWARDS, load_reward_fns, parse_spec
+
+        try:
+            parse_spec(cfg.rewards, REWARDS | load_reward_fns(cfg.reward_fn) | (later or {}))
+        except UserError as e:
+            raise UserError(f"{self.where}: {name}: {e}") from None
 
     def validate_data(self) -> None:
         """model, language and data: every key known, every file readable and well formed, and for a
@@ -258,7 +271,7 @@ class Pipeline:
         if not self.embedded:
             if "language" not in self.cfg:
                 raise UserError(f"{self.where}: missing key 'language' (model {self.base!r} is not the embedded "
-                                "base model): 'lingua' for real text, or 'lingua:CODE' for rows without 'lang'")
+                                "base model): e.g. 'lingua:en,es' for real text in English and Spanish")
             for key, (fields, what) in sources.SOURCES.items():
                 if key not in data and key not in sources.OPTIONAL:
                     raise UserError(f"{self.where}: missing key 'data.{key}' (model {self.base!r} is not the embedded "
@@ -401,7 +414,7 @@ class Pipeline:
                   "safety": safety_reward(RewardModel(rms["safety"])) if "safety" in rms else None}
         extra = {k: fn for k, fn in models.items() if fn is not None} | self._language_rewards()
         user_fns = C.from_dict(GRPOConfig, {"reward_fn": sec.get("reward_fn", [])}, f"{self.where}: rl-all").reward_fn
-        spec = sec.get("rewards", "accuracy=1,format=0.5,language=1,helpfulness=1,safety=1")
+        spec = sec.get("rewards", RL_ALL_REWARDS)
         spec = ",".join(p for p in spec.split(",") if p.partition("=")[0].strip() not in
                         [k for k, fn in models.items() if fn is None])  # a reward model turned off: rules only
         sec["rewards"] = spec

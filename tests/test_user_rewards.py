@@ -437,3 +437,19 @@ def test_pipeline_yaml_takes_the_same_settings(tmp_path):
         C.from_dict(r1lab.GRPOConfig, {"reward_fn": 3}, "p.yaml")
     Pipeline(tmp_path, {"r1-zero": {"reward_fn": ["examples/short_reasoning.py:short_and_right"],
                                     "rewards": "accuracy=1,short_and_right=1"}}).validate()
+
+
+@pytest.mark.parametrize("section,settings,message", [
+    ("r1-zero", {"reward_fn": ["nope/missing.py:f"], "rewards": "accuracy=1,f=1"},
+     "r1-zero: --reward-fn nope/missing.py:f: no such file 'nope/missing.py'"),
+    ("reasoning-rl", {"reward_fn": ["examples/short_reasoning.py:short_and_right"],
+                      "rewards": "accuracy=1,short_and_right=1,typo=2"}, "reasoning-rl: --rewards: unknown reward 'typo'"),
+    ("rl-all", {"rewards": "accuracy=1,helpfulness=1,safty=1"}, "rl-all: --rewards: unknown reward 'safty'"),
+], ids=["missing-file", "typo", "rl-all-typo"])
+def test_pipeline_validate_checks_rewards_before_any_work(tmp_path, monkeypatch, section, settings, message):
+    from r1lab.pipeline import Pipeline
+
+    monkeypatch.chdir(EXAMPLES.parent)
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        Pipeline(tmp_path, {section: settings, "_path": "p.yaml"}).validate()
+    assert not list(tmp_path.iterdir())
