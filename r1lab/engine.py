@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+UNIFORM_CHUNK = 64  # decode steps whose sampling uniforms are drawn together
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -75,7 +77,7 @@ def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, seeds: list[int],
              eos_id: int, pad_id: int, drop_finished: bool = True, return_logprobs: bool = False,
-             autocast=None, sync=None) -> Rollout:
+             autocast=None, sync=None, lean_decode: bool = True) -> Rollout:
     """n samples for each prompt (token ids); returns them grouped: prompt 0's n samples first.
 
     sync(running_here) -> running_anywhere: for a model sharded over processes (FSDP2), whose every
@@ -83,6 +85,7 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     ride along, ignored) until every process is done."""
     assert len(seeds) == len(prompts), "one seed per prompt"
     assert n >= 1 and params.max_new_tokens >= 1
+    from .decode import lean_decoder
     from .kvcache import make_cache
 
     device = next(model.parameters()).device
@@ -103,6 +106,11 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     logits = out.logits[:, -1].repeat_interleave(n, 0)  # [B, V]
     cache.batch_repeat_interleave(n)
+    # decoding: r1lab's lean step for Llama-family models (same function, far fewer ops; see
+    # decode.py), the model's own forward for everything else
+    lean = lean_decoder(model, cache) if lean_decode else None
+    if lean is not None:
+        cache = None  # the decoder holds its own copy of the prompt's keys and values
     mask = mask.repeat_interleave(n, 0)
     next_pos = position[:, -1:].repeat_interleave(n, 0) + 1  # [B, 1]
 
@@ -112,8 +120,12 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     active = torch.arange(B, device=device)  # row of the batch -> sample index
     decoded = 0
     for step in range(params.max_new_tokens):
-        # one uniform per sample of every group, drawn whether or not the sample is still running
-        u_all = torch.cat([torch.rand(n, generator=g) for g in gens]).to(device)
+        # one uniform per sample of every group, drawn whether or not the sample is still running;
+        # drawn UNIFORM_CHUNK steps at a time (the same stream as one draw per step, fewer calls)
+        if step % UNIFORM_CHUNK == 0:
+            chunk = min(UNIFORM_CHUNK, params.max_new_tokens - step)
+            uniforms = torch.stack([torch.rand((chunk, n), generator=g) for g in gens], 1).to(device)  # [chunk, P, n]
+        u_all = uniforms[step % UNIFORM_CHUNK].reshape(-1)
         tokens, lp = sample_from_logits(logits, u_all[active], params.temperature, params.top_p)
         tok_list, lp_list, rows = tokens.tolist(), lp.tolist(), active.tolist()
         keep = []
@@ -133,14 +145,17 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
         # compact the batch once enough rows have finished (each compaction copies the cache)
         if drop_finished and keep and len(rows) - len(keep) >= max(1, len(rows) // 8):
             sel = torch.tensor(keep, device=device)
-            cache.batch_select_indices(sel)
+            (lean.select if lean is not None else cache.batch_select_indices)(sel)
             active, tokens, mask, next_pos = active[sel], tokens[sel], mask[sel], next_pos[sel]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         with ctx:
-            out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
-                        cache=cache, use_cache=True)
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        logits = out.logits[:, -1]
+            if lean is not None:
+                logits = lean.step(tokens, next_pos[:, 0], mask)
+            else:
+                out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
+                            cache=cache, use_cache=True)
+                cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+                logits = out.logits[:, -1]
         next_pos = next_pos + 1
     model.train(was_training)
     truncated = [not f for f in finished]

@@ -1,0 +1,96 @@
+"""The lean decode step (r1lab/decode.py) computes what the model's own forward computes: the same
+logits within float32 rounding, hence the same samples for the same seeds."""
+
+import pytest
+import torch
+
+from r1lab import decode
+from r1lab.engine import SamplingParams, generate
+from r1lab.kvcache import make_cache
+
+
+def _qwen2_gqa(vocab: int):
+    """A tiny Qwen2 with what the Llama fixture lacks: q/k/v biases and grouped key/value heads."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(1)
+    cfg = Qwen2Config(vocab_size=vocab, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=False, pad_token_id=0, eos_token_id=2)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():  # random biases, so that a dropped bias shows
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0, 0.5)
+    return model
+
+
+@pytest.fixture(params=["llama", "qwen2-gqa"])
+def model_and_prompts(request, tiny_model, toy_tokenizer):
+    model = tiny_model.eval() if request.param == "llama" else _qwen2_gqa(len(toy_tokenizer))
+    texts = ["what is 4821 times 7", "hello", "cuánto es 123 por 4 and more words here"]
+    return model, [toy_tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts], toy_tokenizer
+
+
+def test_lean_step_logits_equal_the_models_forward(model_and_prompts):
+    model, prompts, tok = model_and_prompts
+    from r1lab.engine import left_pad
+
+    ids, mask = left_pad(prompts, tok.pad_token_id, "cpu")
+    position = (mask.cumsum(-1) - 1).clamp_min(0)
+    caches = [make_cache(model.config, ids.shape[1] + 40) for _ in range(2)]
+    with torch.no_grad():
+        for cache in caches:
+            model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, use_cache=True)
+    lean = decode.lean_decoder(model, caches[1])
+    assert lean is not None
+    tokens, pos = torch.tensor([5, 6, 7]), position[:, -1] + 1
+    for _ in range(40):  # past a block boundary of the decoder's cache
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        with torch.no_grad():
+            ref = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=pos[:, None], cache=caches[0],
+                        use_cache=True).logits[:, -1]
+        got = lean.step(tokens, pos, mask)
+        # float32 sums over a few hundred terms in another order: ~1e-6 of the logits' scale
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+        tokens, pos = ref.argmax(-1), pos + 1
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.6, 0.95), (0.0, 1.0)])
+def test_generate_gives_the_same_samples_with_and_without_the_lean_step(model_and_prompts, monkeypatch, temperature,
+                                                                       top_p):
+    model, prompts, tok = model_and_prompts
+    steps = []
+    real_step = decode.LeanDecoder.step
+    monkeypatch.setattr(decode.LeanDecoder, "step", lambda self, *a: steps.append(1) or real_step(self, *a))
+    params = SamplingParams(48, temperature, top_p)
+    lean = generate(model, prompts, 4, params, [3, 4, 5], tok.eos_token_id, tok.pad_token_id, return_logprobs=True)
+    assert steps  # the lean step ran
+    n_lean = len(steps)
+    plain = generate(model, prompts, 4, params, [3, 4, 5], tok.eos_token_id, tok.pad_token_id, return_logprobs=True,
+                     lean_decode=False)
+    assert len(steps) == n_lean  # ... and only where asked
+    assert lean.completions == plain.completions and lean.truncated == plain.truncated
+    for a, b in zip(lean.logprobs, plain.logprobs):
+        assert max((abs(x - y) for x, y in zip(a, b)), default=0.0) <= 1e-4
+
+
+def test_other_architectures_take_the_generic_path(toy_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(toy_tokenizer), n_embd=32, n_layer=1, n_head=2)).eval()
+    cache = make_cache(model.config, 16)
+    assert decode.lean_decoder(model, cache) is None
+    out = generate(model, [[5, 6, 7]], 2, SamplingParams(5, 1.0), [1], toy_tokenizer.eos_token_id,
+                   toy_tokenizer.pad_token_id)
+    assert len(out.completions) == 2
+
+
+def test_uniforms_drawn_in_chunks_are_the_per_step_stream():
+    """engine.generate draws a chunk of steps' uniforms at once; the samples stay what one draw per
+    step gave only while torch's CPU generator fills a tensor in order."""
+    for n, steps in ((8, 64), (3, 50)):
+        one = torch.Generator().manual_seed(7)
+        per_step = torch.stack([torch.rand(n, generator=one) for _ in range(steps)])
+        chunk = torch.rand((steps, n), generator=torch.Generator().manual_seed(7))
+        assert torch.equal(per_step, chunk)
