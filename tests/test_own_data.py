@@ -2,11 +2,15 @@
 the embedded world exported as such files giving the same data as the world itself."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from r1lab.cli import main
+from r1lab.errors import UserError
 from r1lab.pipeline import Pipeline, load_config
 from r1lab.tasks import sources
+from r1lab.tasks.files import read_data
 
 
 def _strip(rows):
@@ -108,3 +112,151 @@ def test_pipeline_from_exported_files_runs_no_generator_of_the_world(world, tmp_
     assert summary["judged_by"]["harmless_rate"].startswith("rule")
     data = [json.loads(line) for line in (tmp_path / "p" / "rejection-data" / "data.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "general" for r in data) == 8 and sum(r["kind"] == "harmful" for r in data) == 4
+
+
+# ---- each stage's files: good formats, and bad input stopped with one clear line, nothing written ----------
+
+def run(capsys, *args):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.strip()
+
+
+def write(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+PAIR = {"prompt": "hello", "chosen": "hi !", "rejected": ""}
+LABEL = {"prompt": "hello", "response": "hi !", "label": 1}
+SFT = {"prompt": "hello", "completion": "<answer> hi ! </answer>"}
+
+
+@pytest.mark.parametrize("command,flag,row,message", [
+    (["coldstart", "--method", "detailed"], "--data", {"prompt": "what is 2 times 3"}, ":1: missing field 'answer'"),
+    (["coldstart", "--method", "fewshot"], "--fewshot-data", {"prompt": "q", "completion": 7},
+     ":1: field 'completion' must be a string, got int"),
+    (["coldstart", "--method", "fewshot"], "--fewshot-data", None, ": no examples (the file is empty)"),
+    (["sample", "--prompts", "2"], "--general-data", {"prompt": "hello"}, ":1: missing field 'completion'"),
+    (["sample", "--prompts", "2"], "--safety-data", None, ": no examples (the file is empty)"),
+    (["rm", "--kind", "helpfulness"], "--data", {"prompt": "hello", "chosen": "hi"}, ":1: missing field 'rejected'"),
+    (["rm", "--kind", "helpfulness"], "--data", dict(PAIR, chosen=["hi"]), ":1: field 'chosen' must be a string, got list"),
+    (["rm", "--kind", "safety"], "--data", dict(LABEL, label="yes"), ":1: field 'label' must be 0 (unsafe) or 1 (safe)"),
+    (["rm", "--kind", "safety"], "--eval-data", None, ": no examples (the file is empty)"),
+    (["sft"], "--data", dict(SFT, completion=None), ":1: field 'completion' must be a string, got NoneType"),
+])
+def test_stage_files_bad(tmp_path, capsys, command, flag, row, message):
+    bad = write(tmp_path / "bad.jsonl", [row] if row else [])
+    good = {"--data": write(tmp_path / "good.jsonl", [PAIR if "helpfulness" in command else LABEL if "rm" in command
+                                                       else SFT])} if flag == "--eval-data" else {}
+    out = tmp_path / "o" / ("x.jsonl" if command[0] in ("coldstart", "sample") else "run")
+    extra = [a for k, v in good.items() for a in (k, v)]
+    code, err = run(capsys, *command, *extra, flag, bad, "--out", out)
+    assert code == 2 and err.count("\n") == 0 and f"bad.jsonl{message}" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_stage_files_good_parquet_and_saved_dataset(tmp_path):
+    pytest.importorskip("pyarrow")
+    datasets = pytest.importorskip("datasets")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([PAIR, dict(PAIR, prompt="bye")]), tmp_path / "pairs.parquet")
+    assert [r["prompt"] for r in read_data(tmp_path / "pairs.parquet", sources.SOURCES["preference"][0])] == ["hello", "bye"]
+    datasets.Dataset.from_list([LABEL, dict(LABEL, label=0)]).save_to_disk(str(tmp_path / "labels"))
+    assert [r["label"] for r in read_data(tmp_path / "labels", sources.SOURCES["safety"][0])] == [1, 0]
+    pq.write_table(pa.Table.from_pylist([{"prompt": "hello"}]), tmp_path / "sft.parquet")
+    with pytest.raises(UserError, match=r"sft.parquet: row 0: missing field 'completion'"):
+        read_data(tmp_path / "sft.parquet", sources.SOURCES["general_sft"][0])
+
+
+# ---- the pipeline YAML: model, language, data -------------------------------------------------------------
+
+def yaml_file(path, cfg):
+    """cfg (a loaded YAML) written elsewhere, its data paths made absolute."""
+    import yaml
+
+    base = Path(cfg.get("_path", ".")).parent
+    cfg = {k: v for k, v in cfg.items() if k != "_path"}
+    if "data" in cfg:
+        cfg["data"] = {k: v if v is False else str(base / v) for k, v in cfg["data"].items()}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_pipeline_bad_data_file_stops_before_any_work(tmp_path, capsys, world):
+    folder, yaml_path = world
+    cfg = load_config(yaml_path)
+    cfg["data"] = dict(cfg["data"], general=str(write(tmp_path / "general.jsonl", [{"answer": "x"}])))
+    code, err = run(capsys, "pipeline", "--config", yaml_file(tmp_path / "p.yaml", cfg), "--out", tmp_path / "out")
+    assert code == 2 and "general.jsonl:1: missing field 'prompt'" in err
+    cfg["data"] = dict(cfg["data"], preferences="x.jsonl")
+    code, err = run(capsys, "pipeline", "--config", yaml_file(tmp_path / "p.yaml", cfg), "--out", tmp_path / "out")
+    assert code == 2 and "unknown source 'preferences'; did you mean 'preference'?" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_pipeline_missing_key_for_a_model_of_ones_own(tmp_path, capsys, world, tiny_model_dir):
+    folder, _ = world
+    cfg = {"model": str(tiny_model_dir), "language": "lingua:en,es", "data": {"reasoning": str(folder / "reasoning.jsonl")}}
+    code, err = run(capsys, "pipeline", "--config", yaml_file(tmp_path / "p.yaml", cfg), "--out", tmp_path / "out")
+    assert code == 2 and "missing key 'data.reasoning_eval'" in err and "is not the embedded base model" in err
+    del cfg["language"]
+    code, err = run(capsys, "pipeline", "--config", yaml_file(tmp_path / "p.yaml", cfg), "--out", tmp_path / "out")
+    assert code == 2 and "missing key 'language'" in err
+    assert not (tmp_path / "out").exists()
+    # every source given or turned off: the YAML is accepted, and what is off is stated
+    cfg["language"] = "lingua:en,es"
+    cfg["data"] = {k: (str(folder / f"{k}.jsonl") if k.startswith("reasoning") else False)
+                   for k in sources.SOURCES if k not in sources.OPTIONAL}
+    p = Pipeline(tmp_path / "out", load_config(yaml_file(tmp_path / "p.yaml", cfg)))
+    p.validate()
+    assert any("no helpfulness reward model" in n for n in p.notes())
+
+
+def test_stage4_with_rules_only_when_the_reward_models_are_off(tmp_path):
+    import shutil
+
+    from r1lab.model import DEFAULT_MODEL
+    from r1lab.report import write_report
+
+    cfg = tiny(load_config(None), data={"preference": False, "safety": False})
+    p = Pipeline(tmp_path, cfg)
+    p.validate()
+    shutil.copytree(DEFAULT_MODEL, tmp_path / "r1-rejection-sft" / "model")  # stage 4's start, made up
+    p.stage("reward-models", p.reward_models)
+    p.stage("r1", p.rl_all)
+    assert not (tmp_path / "reward-models" / "helpfulness").exists() and p.rm_dirs() == {}
+    rows = [json.loads(line) for line in (tmp_path / "r1" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+    assert "reward_accuracy" in rows[0] and not any(k in r for r in rows for k in ("reward_helpfulness", "reward_safety"))
+    assert json.loads((tmp_path / "r1" / "config.json").read_text())["rewards"] == "accuracy=1,format=0.5,language=1"
+    summary = write_report(tmp_path, [], p.notes())
+    assert any("no helpfulness reward model" in n for n in summary["notes"])
+    assert "Note: no safety reward model" in (tmp_path / "report.md").read_text()
+
+
+def test_rejection_filter_keeps_single_language_real_text():
+    """Real English and Spanish chains of thought: the run's lingua identifier keeps the single-language
+    ones and drops the mixed one; the embedded lexicon cannot tell (it knows only the world's words)."""
+    pytest.importorskip("lingua")
+    from r1lab.stages.sample import SampleConfig, _rejected_by
+
+    en = "First I add the two numbers together, which gives me the total. Then I check the result carefully once more."
+    es = "Primero sumo los dos números, lo que me da el total. Luego compruebo el resultado con cuidado otra vez."
+    mixed = en.split(". ")[0] + ". " + es.split(". ")[1]
+
+    def verdicts(language, rows):
+        cfg = SampleConfig(language=language)
+        return [_rejected_by(f"<think> {t} </think> <answer> 42 </answer>", dict(prompt="q", answer="42", **ex), cfg,
+                             None, set()) for t, ex in rows]
+
+    rows = [(en, {"lang": "en"}), (es, {"lang": "es"}), (mixed, {"lang": "en"}), (mixed, {"lang": "es"})]
+    assert verdicts("lingua:en,es", rows) == [None, None, "mixed_language", "mixed_language"]
+    assert verdicts("lingua:es,en", [(es, {}), (en, {})]) == [None, "mixed_language"]  # the run-level language
+    assert verdicts("toy", rows)[1] == "mixed_language"  # the world's lexicon drops real Spanish text

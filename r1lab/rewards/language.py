@@ -70,22 +70,24 @@ class LinguaIdentifier:
 
 def run_identifier(spec: str = "toy") -> tuple[Identifier, str]:
     """The run's language identifier and the language of rows without a "lang" field, from one setting:
-    "toy" (the embedded world's lexicon), "lingua" (real text, every language lingua knows) or
-    "lingua:es" (the same, rows without "lang" taken as Spanish). One per run: the language reward,
-    the rejection filter, the cold-start refiner and the evaluation all use it."""
-    name, _, default = spec.partition(":")
-    if name == "toy":
-        return toy_identifier(), default or "en"
-    if name == "lingua":
-        try:
-            return LinguaIdentifier(languages=None), default or "en"
-        except ImportError:
-            from ..errors import UserError
-
-            raise UserError("language: lingua needs lingua: pip install 'r1lab[lang]'") from None
+    "toy" (the embedded world's lexicon), "lingua:en,es" (real text: lingua telling these languages
+    apart; rows without "lang" are in the first) or "lingua" (every language lingua knows: slower and
+    less sure on short text; rows without "lang" are English). One per run: the language reward, the
+    rejection filter, the cold-start filter and the evaluation all use it."""
     from ..errors import UserError
 
-    raise UserError(f"language {spec!r}: expected 'toy', 'lingua' or 'lingua:<ISO 639-1 code>'")
+    name, _, langs = spec.partition(":")
+    codes = tuple(c.strip().lower() for c in langs.split(",") if c.strip())
+    if name == "toy" and not codes:
+        return toy_identifier(), "en"
+    if name == "lingua":
+        try:
+            return LinguaIdentifier(languages=codes or None), (codes or ("en",))[0]
+        except ImportError:
+            raise UserError("language: lingua needs lingua: pip install 'r1lab[lang]'") from None
+        except ValueError as e:  # an ISO code lingua does not know
+            raise UserError(f"language {spec!r}: {e}") from None
+    raise UserError(f"language {spec!r}: expected 'toy', 'lingua' or 'lingua:<ISO 639-1 codes>' (e.g. lingua:en,es)")
 
 
 def toy_identifier() -> LexiconIdentifier:

@@ -72,8 +72,8 @@ class ColdStartConfig:
     instruction: str = opt("", "detailed: the prompt asking for a detailed answer with reflection and verification, "
                            "a format over the problem's fields (empty: '" + "{prompt}\\nExplain step by step, "
                            "reflect on each step, then verify your answer.' with --data, the embedded world's without)")
-    language: str = opt("toy", "language identifier: 'toy' (the embedded lexicon), 'lingua' (real text; r1lab[lang]) "
-                        "or 'lingua:CODE' (rows without 'lang' are in CODE)")
+    language: str = opt("toy", "language identifier: 'toy' (the embedded lexicon), 'lingua:en,es' (real text, these "
+                        "languages; rows without 'lang' are in the first; r1lab[lang]) or 'lingua' (every language)")
     seed: int = opt(0, "seed of the problems and of sampling")
 
 

@@ -39,7 +39,7 @@ class DistillConfig:
     general_data: str = opt("", "general-purpose SFT data, rows with prompt and completion (empty: the embedded world's)")
     safety: int = opt(60, "refusals mixed in (the first N of --safety-data, or the embedded world's; 0 = none)")
     safety_data: str = opt("", "refusals / safety SFT data, rows with prompt and completion (empty: the embedded world's)")
-    language: str = opt("toy", "language identifier of the single-language filter: 'toy', 'lingua' or 'lingua:CODE'")
+    language: str = opt("toy", "language identifier of the single-language filter: 'toy', 'lingua:en,es' or 'lingua'")
     epochs: int = opt(3, "student SFT epochs (paper: 2-3)")
     lr: float = opt(1e-3, "student peak learning rate (cosine decay to a tenth, as in the paper)")
     seed: int = opt(0, "seed")

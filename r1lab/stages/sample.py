@@ -56,7 +56,8 @@ class SampleConfig:
                       "world's (0 = none)")
     safety_data: str = opt("", "refusals / safety SFT data: rows with prompt and completion (empty: the embedded world's)")
     language: str = opt("toy", "language identifier of the single-language filter: 'toy' (the embedded lexicon), "
-                        "'lingua' (real text; r1lab[lang]) or 'lingua:CODE' (rows without 'lang' are in CODE)")
+                        "'lingua:en,es' (real text, these languages; rows without 'lang' are in the first; "
+                        "r1lab[lang]) or 'lingua' (every language)")
     judge: str = opt("", "local model judging correctness where the example has no rule verifier")
     template: str = opt("r1-zero", "prompt template")
     seed: int = opt(0, "seed of prompts and sampling")
