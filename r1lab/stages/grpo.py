@@ -239,6 +239,18 @@ class Run:
     # .model generates, .refresh(policy) syncs it after each update, .close() releases it
     sync: object | None = None  # FSDP2: engine.generate's sync (every process takes part in each forward)
     param_bytes: tuple[int, int] = (0, 0)  # (this process's, one unsharded copy's) policy + reference bytes
+    log: object | None = None  # the MetricsLog (rank 0), once the steps start
+
+    def close(self) -> None:
+        """Release what the run holds outside this process's memory: the metrics writers
+        (TensorBoard, W&B), the reward worker processes and the vLLM engine's GPU memory."""
+        try:
+            if self.log is not None:
+                self.log.close()
+            self.reward_fns.close()
+        finally:
+            if self.gen is not None:
+                self.gen.close()
 
 
 def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source, task=None) -> Run:
@@ -371,6 +383,15 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
     instead of the task's training prompts. task: a tasks.Task to use instead of cfg.task/cfg.data.
     """
     run = setup(cfg, extra_rewards, prompt_source, task)
+    try:
+        return run_steps(run, reward_schedule)
+    finally:  # also when a step raises (a first-batch reward error, the NaN stop, Ctrl-C)
+        run.close()
+
+
+def run_steps(run: Run, reward_schedule=None) -> dict:
+    """The GRPO loop from run.start to cfg.steps, then the final save and evaluation."""
+    cfg = run.cfg
     if run.start >= cfg.steps and (not cfg.eval_problems or "final" in run.results):
         print(f"{run.out}: this run is already complete ({cfg.steps} steps)")
         if "final" in run.results and "base" in run.results:
@@ -381,9 +402,9 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
     dist.barrier(run.world)
 
     model, tokenizer, device, amp, world = run.model, run.tokenizer, run.device, run.amp, run.world
-    log = (MetricsLog(run.out, "grpo", total=cfg.steps, resume_step=run.start if run.start else None,
-                      report_to=cfg.report_to, config=to_dict(cfg))
-           if world.main else None)
+    log = run.log = (MetricsLog(run.out, "grpo", total=cfg.steps, resume_step=run.start if run.start else None,
+                                report_to=cfg.report_to, config=to_dict(cfg))
+                     if world.main else None)
     G, P = cfg.group_size, cfg.prompts_per_step
     prompt_cache: dict = {}
     held = dist.gather(run.param_bytes[0], world)  # policy + reference bytes on each process (FSDP2: shards)
@@ -427,23 +448,16 @@ def train(cfg: GRPOConfig, extra_rewards: dict | None = None, reward_schedule=No
             log.log(step, {**_step_metrics(summaries, stats, run.optimizer, t_train), "param_bytes": max(held),
                            "param_bytes_unsharded": run.param_bytes[1]})
         if bad_in_a_row >= cfg.max_nonfinite:
-            if log is not None:
-                log.close()
             raise UserError(f"the loss or the gradients were NaN/inf in {bad_in_a_row} steps in a row (last: step "
                             f"{step}); updates were skipped and the run stopped. Lower --lr, check the rewards, or "
                             f"resume from the last checkpoint in {run.out / 'checkpoints'}")
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step == cfg.steps - 1:
             save_checkpoint(run, step)
-    if log is not None:
-        log.close()
-    run.reward_fns.close()
     save_final(run)
     if cfg.eval_problems:
         _evaluate(run, "final")
         if "base" in run.results and world.main:
             print(eval_table(run.results))
-    if run.gen is not None:
-        run.gen.close()  # vLLM gives its GPU memory back
     dist.barrier(world)
     return run.results
 
