@@ -260,3 +260,19 @@ def test_rejection_filter_keeps_single_language_real_text():
     assert verdicts("lingua:en,es", rows) == [None, None, "mixed_language", "mixed_language"]
     assert verdicts("lingua:es,en", [(es, {}), (en, {})]) == [None, "mixed_language"]  # the run-level language
     assert verdicts("toy", rows)[1] == "mixed_language"  # the world's lexicon drops real Spanish text
+
+
+def test_readme_yaml_template_is_a_valid_pipeline_yaml(tmp_path, world, tiny_model_dir):
+    """The README's template, with its model and files swapped for real ones, passes every check."""
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## The R1 recipe on your own model")[1]
+    cfg = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    folder, _ = world
+    assert set(cfg["data"]) == set(sources.SOURCES) - {"cold_start_prompts"}
+    cfg["model"] = str(tiny_model_dir)
+    cfg["data"] = {k: str(folder / f"{k}.jsonl") for k in cfg["data"] if k != "cold_start"}
+    Pipeline(tmp_path / "out", load_config(yaml_file(tmp_path / "p.yaml", cfg))).validate()
