@@ -479,7 +479,9 @@ def _make_root(config: dict, libc) -> None:
             os.mkdir(point)
         else:
             os.close(os.open(point, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        _call(f"bind {path}", libc.mount, path.encode(), point.encode(), None, MS_BIND | MS_REC, None)
+        # plain MS_BIND, not recursive: the read-only remount below applies to this one mount only,
+        # so a submount under a bound folder would keep its own (writable) flags; none is needed
+        _call(f"bind {path}", libc.mount, path.encode(), point.encode(), None, MS_BIND, None)
         _call(f"remount {path} read-only", libc.mount, None, point.encode(), None, MS_REMOUNT | MS_BIND | flags, None)
     for path in root["hide"]:
         _mount(libc, "tmpfs", new + path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")

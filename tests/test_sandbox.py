@@ -315,6 +315,33 @@ def public_folder():
     shutil.rmtree(folder)
 
 
+def test_every_bind_is_python_a_library_or_a_device():
+    # checked against the interpreter's own description of itself, not against sandbox_root's logic
+    import sysconfig
+
+    exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    base = os.path.realpath(sys.base_prefix) + "/"
+    stdlib = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib")}
+    private = [os.path.realpath(p) for p in (REPO, sys.prefix)]  # the checkout and the venv
+
+    def kind(path: str) -> str | None:
+        if path == exe:
+            return "interpreter"
+        if path in ("/dev/null", "/dev/urandom"):
+            return "device"
+        if os.path.isdir(path):
+            return "stdlib" if path.startswith(base) and (path in stdlib or any(path.startswith(d + "/") for d in stdlib)) else None
+        with open(path, "rb") as f:
+            elf = f.read(4) == b"\x7fELF"
+        return "library" if elf and ".so" in os.path.basename(path) else None
+
+    binds = [path for path, _ in sandbox_root()["binds"]]
+    assert {p: kind(p) for p in binds if kind(p) is None} == {}
+    assert {"interpreter", "device", "stdlib", "library"} <= {kind(p) for p in binds}
+    holding = [(p, x) for p in binds for x in private if x == p or x.startswith(p + "/") or p.startswith(x + "/")]
+    assert holding == []
+
+
 def test_the_root_shows_only_python():
     home = os.path.expanduser("~")
     src = ("import json, os\nout = {}\nfor folder in %r:\n    try:\n        out[folder] = sorted(os.listdir(folder))\n"
