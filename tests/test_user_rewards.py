@@ -364,12 +364,48 @@ def test_report_to(tmp_path, monkeypatch):
     log.log(0, {"reward": 1.0})
     log.close()
     assert (tmp_path / "metrics.jsonl").is_file() and not list(tmp_path.glob("events.out.tfevents*"))
+    log = MetricsLog(tmp_path / "tb", "grpo", report_to="tensorboard")
+    log.log(0, {"reward": 0.75})
+    log.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("grpo/reward")] == [(0, 0.75)]
+    assert not (tmp_path / "tb" / "metrics.jsonl").exists()
     assert check_report_to("none") == set()
     with pytest.raises(UserError, match="unknown 'tensorbord'"):
         check_report_to("terminal,tensorbord")
     monkeypatch.setitem(__import__("sys").modules, "wandb", None)  # as if wandb were not installed
     with pytest.raises(UserError, match=r"pip install 'r1lab\[wandb\]'"):
         check_report_to("wandb")
+
+
+def test_cli_zero_on_a_parquet_file(tmp_path, tiny_model_dir, capsys):
+    import datasets
+
+    data = tmp_path / "d.parquet"
+    datasets.Dataset.from_list(ROWS).to_parquet(str(data))
+    out = tmp_path / "o"
+    code = main(["zero", "--data", str(data), "--model", str(tiny_model_dir), "--steps", "1", "--prompts-per-step", "2",
+                 "--group-size", "2", "--max-new-tokens", "8", "--eval-problems", "0", "--out", str(out),
+                 "--report-to", "jsonl,tensorboard"])
+    assert code == 0, capsys.readouterr().err
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["step"] == 0 and "reward_accuracy" in row and list(out.glob("events.out.tfevents*"))
+
+
+def test_report_to_wandb_offline(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    pytest.importorskip("wandb")  # the optional extra: pip install 'r1lab[wandb]'
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "o"
+    code = main(["zero", "--model", str(tiny_model_dir), "--steps", "2", "--prompts-per-step", "2", "--group-size", "2",
+                 "--max-new-tokens", "8", "--eval-problems", "0", "--out", str(out), "--report-to", "wandb"])
+    assert code == 0, capsys.readouterr().err
+    runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and not (out / "metrics.jsonl").exists()
+    history = runs[0].read_bytes()  # W&B's own record file: the metric names and values are stored as text
+    assert b"grpo/reward_format" in history and b"grpo/kl" in history, sorted(p.name for p in out.rglob("*"))
 
 
 # ---------------------------------------------------------------- examples/
