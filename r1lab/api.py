@@ -73,19 +73,32 @@ def sft(cfg, data=None) -> Path:
     return train(cfg, examples=rows_of(data, "data"))
 
 
-def sample(cfg) -> list[dict]:
-    """Rejection sampling as `cfg` (a SampleConfig) says; returns the kept rows (also written to cfg.out)."""
+def sample(cfg, data=None) -> list[dict]:
+    """Rejection sampling as `cfg` (a SampleConfig) says; data: the prompts, rows with "prompt" and
+    "answer" (a list of dicts, a datasets.Dataset or a path), default cfg.task/cfg.data. Returns the
+    kept rows (also written to cfg.out)."""
     from .stages.sample import rejection_sample
+    from .tasks.files import check_rows, rows_of
 
-    return rejection_sample(cfg)
+    if data is None or isinstance(data, (str, Path)):  # a path as in r1lab.grpo: the user's file
+        return rejection_sample(cfg if data is None else dataclasses.replace(
+            cfg, data=str(data), task="file" if cfg.task == "toy" else cfg.task))
+    return rejection_sample(cfg, examples=check_rows(rows_of(data, "data"), "data"))
 
 
-def reward_model(cfg):
-    """A reward model (helpfulness: pairwise, safety: pointwise) as `cfg` (an RMConfig) says; returns
-    its folder (OUT/model), which scores with r1lab.rewards.models.RewardModel."""
+def reward_model(cfg, data=None, eval_data=None):
+    """A reward model (helpfulness: pairwise, safety: pointwise) as `cfg` (an RMConfig) says; data /
+    eval_data: rows with prompt, chosen, rejected (helpfulness) or prompt, response, label (safety),
+    as a list of dicts, a datasets.Dataset or a path; default cfg.data / cfg.eval_data. Returns its
+    folder (OUT/model), which scores with r1lab.rewards.models.RewardModel."""
     from .stages.reward_model import train
+    from .tasks.files import rows_of
 
-    return train(cfg)
+    if data is None or isinstance(data, (str, Path)) and (eval_data is None or isinstance(eval_data, (str, Path))):
+        return train(cfg if data is None else dataclasses.replace(
+            cfg, data=str(data), eval_data=str(eval_data) if eval_data is not None else cfg.eval_data))
+    held = rows_of(eval_data, "eval_data", "test") if eval_data is not None else None
+    return train(cfg, examples=rows_of(data, "data"), eval_examples=held)
 
 
 def export_world(out: str | Path) -> Path:

@@ -357,6 +357,30 @@ def test_eval_data_reads_the_test_split_of_a_folder(tmp_path):
     assert [e["secret"] for e in task.eval_examples] == [16, 17, 18, 19]
 
 
+@pytest.mark.parametrize("as_dataset", [False, True], ids=["list", "dataset"])
+def test_sample_and_reward_model_take_data(tmp_path, tiny_model_dir, monkeypatch, as_dataset):
+    import datasets
+
+    from r1lab.stages import sample as stage
+
+    def answered(model, tok, examples, cfg, **kw):  # the policy answers every prompt right
+        return [f"<think> times three </think> <answer> {e['answer']} </answer>" for e in examples
+                for _ in range(cfg.k)], None, None
+
+    monkeypatch.setattr(stage, "sample_completions", answered)
+    wrap = datasets.Dataset.from_list if as_dataset else list
+    cfg = r1lab.SampleConfig(model=str(tiny_model_dir), out=str(tmp_path / "rs.jsonl"), prompts=3, samples=2,
+                             max_new_tokens=8, general=0, safety=0)
+    rows = r1lab.sample(cfg, data=wrap(ROWS[:3]))
+    assert sorted(r["prompt"] for r in rows) == sorted(r["prompt"] for r in ROWS[:3])
+    pairs = [{"prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"} for i in range(8)]
+    rm = r1lab.RMConfig(model=str(tiny_model_dir), out=str(tmp_path / "rm"), epochs=1, batch=4)
+    folder = r1lab.reward_model(rm, data=wrap(pairs), eval_data=wrap(pairs[:2]))
+    assert (Path(folder) / "config.json").is_file()
+    with pytest.raises(UserError, match="data: row 0: missing field 'chosen'"):
+        r1lab.reward_model(rm, data=wrap([{"prompt": "q", "response": "r", "label": 1}]))
+
+
 def test_report_to(tmp_path, monkeypatch):
     from r1lab.logs import MetricsLog, check_report_to
 

@@ -32,7 +32,7 @@ from ..losses import bradley_terry_loss, pointwise_loss
 from ..model import load_tokenizer, resolve_model_path
 from ..rewards.models import rm_text
 from ..tasks import sources
-from ..tasks.files import read_data
+from ..tasks.files import check_rows, read_data
 
 
 @dataclass
@@ -52,8 +52,14 @@ class RMConfig:
     log_every: int = opt(10, "steps between terminal lines")
 
 
-def load_data(cfg: RMConfig) -> tuple[list[dict], list[dict]]:
+def load_data(cfg: RMConfig, examples: list[dict] | None = None, eval_examples: list[dict] | None = None
+              ) -> tuple[list[dict], list[dict]]:
+    """Training and held-out rows: `examples`/`eval_examples` (r1lab.reward_model's data) when given,
+    else cfg.data/cfg.eval_data, else the embedded world's."""
     fields = ("prompt", "chosen", "rejected") if cfg.kind == "helpfulness" else ("prompt", "response", "label")
+    if examples is not None:
+        held = check_rows(eval_examples, "eval_data", fields) if eval_examples is not None else []
+        return check_rows(examples, "data", fields), held
     if cfg.data:
         train = read_data(cfg.data, fields)
         held = read_data(cfg.eval_data, fields) if cfg.eval_data else []
@@ -98,12 +104,13 @@ def accuracy(model, tokenizer, rows, kind, device, batch=64, world=None) -> floa
     return dist.all_sum([hits], world)[0] / len(rows)
 
 
-def train(cfg: RMConfig) -> Path:
-    """Train a reward model; returns its folder (OUT/model), which scores with `RewardModel`."""
+def train(cfg: RMConfig, examples: list[dict] | None = None, eval_examples: list[dict] | None = None) -> Path:
+    """Train a reward model; returns its folder (OUT/model), which scores with `RewardModel`.
+    examples / eval_examples: rows instead of cfg.data / cfg.eval_data."""
     from transformers import AutoModelForSequenceClassification
 
     check_positive(cfg, ["examples", "epochs", "lr", "batch", "log_every"])
-    train_rows, held = load_data(cfg)  # a bad file stops here, before anything is written
+    train_rows, held = load_data(cfg, examples, eval_examples)  # a bad file stops here, before anything is written
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     world, device = dist.init(cfg.device)

@@ -30,7 +30,7 @@ from ..model import load_model, load_tokenizer
 from ..rewards.language import consistency, run_identifier, toy_identifier
 from ..rewards.parse import MAX_CHARS, parse_response
 from ..rewards.verifiers import VERIFIERS, verify
-from ..tasks import load_task, sources
+from ..tasks import load_task, rows_task, sources
 from ..tasks.files import read_data
 from .coldstart import write_jsonl
 
@@ -115,10 +115,11 @@ def is_correct(text: str, example: dict, judge: Judge | None = None) -> bool:
     return verify(answer, example)
 
 
-def rejection_sample(cfg: SampleConfig) -> list[dict]:
-    """Sample, filter, dedupe, mix; writes and returns the SFT rows."""
+def rejection_sample(cfg: SampleConfig, examples: list[dict] | None = None) -> list[dict]:
+    """Sample, filter, dedupe, mix; writes and returns the SFT rows. `examples`: the prompts' rows
+    (r1lab.sample's data) instead of cfg.task/cfg.data."""
     check_positive(cfg, ["prompts", "samples", "keep_per_prompt", "max_new_tokens", "max_paragraph_words"])
-    task = load_task(cfg.task, cfg.data, eval_problems=0)
+    task = load_task(cfg.task, cfg.data, eval_problems=0) if examples is None else rows_task("data", examples, [], 0)
     general, refusals = mix_data(cfg)  # read before sampling: a bad file stops before any work
     language = run_identifier(cfg.language)
     examples = task.train.batch(0, min(cfg.prompts, len(task.train.examples)), cfg.seed + 500)
