@@ -203,7 +203,7 @@ def test_a_row_cannot_name_code_to_run(tmp_path, workers):
     answers = {"builtins:exec": f"open({str(marker)!r}, 'w').write('x')", "os:system": f"touch {marker}",
                "subprocess:getoutput": f"touch {marker}"}
     exs = [{"answer": a, "verifier": name} for name, a in answers.items()]
-    completions = [f"<think> x </think> <answer> {a} </answer>" for a in answers.values()]
+    completions = [f"<think> x </think> <answer>{a}</answer>" for a in answers.values()]  # exec'able as is
     runner = RewardRunner({"accuracy": accuracy_reward}, workers=workers, timeout=30.0)
     try:
         s = runner.score(completions, exs, {"accuracy": 1.0})
