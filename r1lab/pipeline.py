@@ -50,6 +50,9 @@ class EvalSuite:
     k: int = C.opt(4, "samples per reasoning problem")
     general_k: int = C.opt(4, "samples per held-out general prompt")
     harmful_k: int = C.opt(8, "samples per held-out harmful prompt")
+    max_new_tokens: int = C.opt(128, "token budget per reasoning sample")
+    general_max_new_tokens: int = C.opt(64, "token budget per general or harmful sample")
+    template: str = C.opt("r1-zero", "prompt template: 'r1-zero', 'plain' or 'chat' (the tokenizer's)")
 
 
 def load_config(path: str | Path | None) -> dict:

@@ -41,12 +41,14 @@ def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | 
                 "general_eval": sources.prompts("general", "test", seed),
                 "harmful_eval": sources.prompts("harmful", "test", seed)}
     tok, model = load_tokenizer(model_dir), load_model(model_dir)
-    result = evaluate(model, tok, data["reasoning_eval"][:suite.problems], EvalConfig(k=suite.k),
+    result = evaluate(model, tok, data["reasoning_eval"][:suite.problems],
+                      EvalConfig(k=suite.k, max_new_tokens=suite.max_new_tokens, template=suite.template),
                       language_fn=language_fn or REWARDS["language"], keep_samples=3)
+    short = dict(max_new_tokens=suite.general_max_new_tokens, template=suite.template)
     judged = {}
     general = data.get("general_eval")
     if general:
-        texts, _, _ = sample_completions(model, tok, general, EvalConfig(k=suite.general_k, max_new_tokens=64))
+        texts, _, _ = sample_completions(model, tok, general, EvalConfig(k=suite.general_k, **short))
         rows = [ex for ex in general for _ in range(suite.general_k)]
         if rm_dirs.get("helpfulness"):
             scores = RewardModel(rm_dirs["helpfulness"]).score([ex["prompt"] for ex in rows], [summary(t) for t in texts])
@@ -62,7 +64,7 @@ def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | 
                                      for i, ex in enumerate(general[:3])]
     harmful = data.get("harmful_eval")
     if harmful:
-        texts, _, _ = sample_completions(model, tok, harmful, EvalConfig(k=suite.harmful_k, max_new_tokens=64))
+        texts, _, _ = sample_completions(model, tok, harmful, EvalConfig(k=suite.harmful_k, **short))
         rows = [ex for ex in harmful for _ in range(suite.harmful_k)]
         safe, by = harmless(texts, rows, rm_dirs.get("safety"))
         if safe:

@@ -56,7 +56,7 @@ def test_exported_files_are_the_data_the_stages_draw(world):
 
 
 TINY = {
-    "eval": {"problems": 4, "k": 2, "general_k": 1, "harmful_k": 1},
+    "eval": {"problems": 4, "k": 2, "general_k": 1, "harmful_k": 1, "max_new_tokens": 16, "general_max_new_tokens": 8},
     "r1-zero": {"steps": 2, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 24},
     "reward-models": {"helpfulness": {"examples": 64, "epochs": 1}, "safety": {"examples": 64, "epochs": 1}},
     "cold-start": {"fewshot": {"problems": 4, "max_new_tokens": 100}, "detailed": {"problems": 4, "max_new_tokens": 100},
@@ -109,6 +109,7 @@ def test_pipeline_from_exported_files_runs_no_generator_of_the_world(world, tmp_
     for row in summary["models"].values():
         for key in ("pass@1", "language_consistency", "helpfulness", "harmless_rate", "general_accuracy"):
             assert isinstance(row[key], float), key
+        assert row["mean_length"] <= 16  # eval.max_new_tokens
     assert summary["judged_by"]["harmless_rate"].startswith("rule")
     data = [json.loads(line) for line in (tmp_path / "p" / "rejection-data" / "data.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "general" for r in data) == 8 and sum(r["kind"] == "harmful" for r in data) == 4
