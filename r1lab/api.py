@@ -111,7 +111,8 @@ def export_world(out: str | Path) -> Path:
 
 def run_pipeline(out: str | Path, config: str | Path | dict | None = None) -> dict:
     """R1-Zero and the four-stage R1 pipeline into `out`; config: a YAML path, a dict of sections
-    (as in r1lab/configs/pipeline.yaml) or None for the defaults. Returns the summary."""
+    (as in r1lab/configs/pipeline.yaml, plus `model`, `language` and `data` for your model and data
+    files) or None for the embedded world's defaults. Returns the summary."""
     from .pipeline import Pipeline, load_config
 
     cfg = dict(config, _path="config") if isinstance(config, dict) else load_config(config)

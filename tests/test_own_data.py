@@ -171,6 +171,8 @@ def test_stage_files_good_parquet_and_saved_dataset(tmp_path):
     assert [r["prompt"] for r in read_data(tmp_path / "pairs.parquet", sources.SOURCES["preference"][0])] == ["hello", "bye"]
     datasets.Dataset.from_list([LABEL, dict(LABEL, label=0)]).save_to_disk(str(tmp_path / "labels"))
     assert [r["label"] for r in read_data(tmp_path / "labels", sources.SOURCES["safety"][0])] == [1, 0]
+    safe = write(tmp_path / "safe.jsonl", [{"prompt": "hello", "response": "hi", "safe": True}])  # "safe" for "label"
+    assert read_data(safe, sources.SOURCES["safety"][0])[0]["label"] == 1
     pq.write_table(pa.Table.from_pylist([{"prompt": "hello"}]), tmp_path / "sft.parquet")
     with pytest.raises(UserError, match=r"sft.parquet: row 0: missing field 'completion'"):
         read_data(tmp_path / "sft.parquet", sources.SOURCES["general_sft"][0])

@@ -54,7 +54,9 @@ TEXT_FIELDS = ("completion", "chosen", "rejected", "response")  # strings when r
 def check_row(row: dict, where: str, required=("prompt", "answer")) -> dict:
     """One example checked: the required fields present, "prompt" a non-empty string, "answer" a
     string or a number (kept as a string), "completion"/"chosen"/"rejected"/"response" strings,
-    "label" 0 or 1 (kept as an int). Every other field is kept as it is."""
+    "label" (or "safe") 0 or 1 (kept as an int "label"). Every other field is kept as it is."""
+    if "label" in required and "label" not in row and "safe" in row:  # safety labels may say "safe" instead
+        row["label"] = row["safe"]
     for field in required:
         if field not in row:
             raise UserError(f"{where}: missing field {field!r} (each line needs {', '.join(required)})")
