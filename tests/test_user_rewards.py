@@ -297,11 +297,14 @@ def test_a_reward_that_raises_on_every_sample_stops_the_first_batch():
 
 def test_a_run_stopped_by_the_first_batch_leaves_no_worker_behind(tmp_path, tiny_model_dir, fns_file):
     psutil = pytest.importorskip("psutil")
+    # workers other tests left running in this process (e.g. the math verifier's) are not this run's
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     cfg = r1lab.GRPOConfig(model=str(tiny_model_dir), out=str(tmp_path / "o"), reward_workers=1, reward_timeout=30.0,
                            reward_fn=[f"{fns_file}:wrong_length"], rewards="format=1,wrong_length=1", **TINY)
     with pytest.raises(UserError, match="reward 'wrong_length' returned 1 values for 4 completions"):
         r1lab.grpo(cfg, data=ROWS)
-    alive = [p.cmdline() for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    alive = [p.cmdline() for p in psutil.Process().children(recursive=True)
+             if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
     assert [c for c in alive if "resource_tracker" not in " ".join(c)] == []  # the tracker lives with this process
 
 
