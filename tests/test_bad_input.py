@@ -18,7 +18,7 @@ def run(capsys, *args):
         code = e.code
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    return code, err
+    return code, err.strip()
 
 
 def write(path, text):

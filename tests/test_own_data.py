@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
+from test_bad_input import run  # the CLI in process: exit code and stderr, never a traceback
 
-from r1lab.cli import main
 from r1lab.errors import UserError
 from r1lab.pipeline import Pipeline, load_config
 from r1lab.tasks import sources
@@ -116,16 +116,6 @@ def test_pipeline_from_exported_files_runs_no_generator_of_the_world(world, tmp_
 
 
 # ---- each stage's files: good formats, and bad input stopped with one clear line, nothing written ----------
-
-def run(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse errors
-        code = e.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return code, err.strip()
-
 
 def write(path, rows):
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
