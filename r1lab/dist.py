@@ -79,14 +79,6 @@ def strided(items: list, world: World) -> list:
     return items[world.rank::world.size]
 
 
-def unstride(parts: list[list], total: int) -> list:
-    """Inverse of `strided` over every process's share (in rank order): the global list again."""
-    out = [None] * total
-    for rank, part in enumerate(parts):
-        out[rank::len(parts)] = part
-    return out
-
-
 def all_sum(values: list[float], world: World) -> list[float]:
     """Element-wise sum over processes (in float64, so the order of the sum does not matter)."""
     if not world.distributed:

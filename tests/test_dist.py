@@ -78,4 +78,4 @@ def test_strided_shares_cover_the_list_once():
     items = list(range(7))
     parts = [dist.strided(items, World(rank=r, size=3)) for r in range(3)]
     assert parts == [[0, 3, 6], [1, 4], [2, 5]]
-    assert dist.unstride(parts, 7) == items
+    assert sorted(sum(parts, [])) == items

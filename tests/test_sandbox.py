@@ -330,7 +330,8 @@ def test_every_bind_is_python_a_library_or_a_device():
         if path in ("/dev/null", "/dev/urandom"):
             return "device"
         if os.path.isdir(path):
-            return "stdlib" if path.startswith(base) and (path in stdlib or any(path.startswith(d + "/") for d in stdlib)) else None
+            inside = path in stdlib or any(path.startswith(d + "/") for d in stdlib)
+            return "stdlib" if path.startswith(base) and inside else None
         with open(path, "rb") as f:
             elf = f.read(4) == b"\x7fELF"
         return "library" if elf and ".so" in os.path.basename(path) else None

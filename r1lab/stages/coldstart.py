@@ -36,7 +36,7 @@ from pathlib import Path
 from ..config import check_positive, opt
 from ..engine import SamplingParams, generate
 from ..errors import UserError
-from ..evaluate import ar_result
+from ..evaluate import EvalConfig, ar_result, sample_completions
 from ..model import decode_completions, load_model, load_tokenizer
 from ..rewards.language import consistency, run_identifier
 from ..rewards.parse import MAX_CHARS, last_number, parse_number, parse_response
@@ -218,13 +218,12 @@ def collect(cfg: ColdStartConfig) -> list[dict]:
     tok = load_tokenizer(cfg.model)
     model = load_model(cfg.model)
     temperature = 1.0 if cfg.method == "refine" else cfg.temperature
-    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in prompts]
-    seeds = [zlib.crc32(f"{cfg.seed}|{cfg.method}|{t}".encode()) for t in prompts]
-    texts = []
-    for s in range(0, len(ids), 32):
-        out = generate(model, ids[s:s + 32], cfg.samples, SamplingParams(cfg.max_new_tokens, temperature),
-                       seeds[s:s + 32], tok.eos_token_id, tok.pad_token_id)
-        texts += decode_completions(tok, out.completions)
+    # the prompts are already rendered (few-shot / instruction), hence the "plain" template
+    texts, _, _ = sample_completions(
+        model, tok, [{"prompt": t} for t in prompts],
+        EvalConfig(k=cfg.samples, temperature=temperature, top_p=1.0, max_new_tokens=cfg.max_new_tokens,
+                   template="plain", prompts_per_batch=32),
+        seed_of=lambda e: zlib.crc32(f"{cfg.seed}|{cfg.method}|{e['prompt']}".encode()))
     teacher = _Teacher(cfg.teacher) if cfg.teacher else None
     rows = []
     for i, p in enumerate(problems):
