@@ -1,5 +1,8 @@
 """The lean decode step (r1lab/decode.py) computes what the model's own forward computes: the same
-logits within float32 rounding, hence the same samples for the same seeds."""
+logits within float32 rounding, hence the same samples for the same seeds. (Samples are compared
+exactly: a token could differ only where a uniform falls within ~1e-6 of a boundary of the
+cumulative distribution, or two greedy logits tie that closely: ~1e-6 per token, a few thousand
+tokens here.)"""
 
 import pytest
 import torch

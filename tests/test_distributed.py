@@ -110,7 +110,11 @@ def test_reward_model_is_data_parallel(tmp_path):
     AutoModelForSequenceClassification.from_pretrained(resolve_model_path("base"), num_labels=1).save_pretrained(start)
     _same_training(tmp_path / "A", tmp_path / "B", start, AutoModelForSequenceClassification)
     one, two = (json.loads((tmp_path / x / "rm.json").read_text()) for x in "AB")
-    assert one == two  # held-out accuracy is a count of hits, exact on any number of processes
+    # held-out accuracy is a count of hits over 200 pairs; a pair whose two scores tie within float
+    # rounding (other batch shapes on 2 processes) could flip, so one hit either way is allowed
+    for key in ("held_out_accuracy", "held_out_accuracy_before"):
+        assert abs(one[key] - two[key]) <= 1 / one["n_held_out"] + 1e-12, (key, one[key], two[key])
+    assert {k: v for k, v in one.items() if "accuracy" not in k} == {k: v for k, v in two.items() if "accuracy" not in k}
 
 
 def test_distillation_runs_data_parallel(tmp_path):
