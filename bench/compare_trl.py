@@ -434,12 +434,13 @@ def r1lab_child(conn, spec: dict) -> None:
     """One GRPO step per 'step' command, through r1lab's own functions in `train`'s order."""
     from r1lab.forward import frozen_logprobs, sequences
     from r1lab.losses import group_advantages
-    from r1lab.rewards import REWARDS, parse_spec
+    from r1lab.rewards import REWARDS, RewardRunner, parse_spec
     from r1lab.stages.grpo import _update, rollout
 
     cfg, tok, model, ref, opt, sched, amp = r1lab_setup(spec)
     source = InOrder(read_jsonl(spec["data"]))
     weights = parse_spec(cfg.rewards, REWARDS)
+    runner = RewardRunner(REWARDS)
     G, prompt_cache = cfg.group_size, {}
     model.train()
     conn.send({"ready": {"n_params": sum(p.numel() for p in model.parameters())}})
@@ -447,7 +448,7 @@ def r1lab_child(conn, spec: dict) -> None:
     while conn.recv() == "step":
         t0 = time.perf_counter()
         batch = rollout(model, tok, source.batch(step, cfg.prompts_per_step, cfg.seed), cfg, step, 0, weights,
-                        REWARDS, prompt_cache, amp)
+                        runner, prompt_cache, amp)
         advantages = group_advantages(batch.rewards, G, scale=True)
         t1 = time.perf_counter()
         seq = sequences(batch.prompt_ids, batch.completion_ids, tok.pad_token_id, "cpu")

@@ -17,7 +17,7 @@ import time
 import torch
 
 from r1lab.engine import SamplingParams, generate
-from r1lab.forward import completion_logits, frozen_logprobs, sequences
+from r1lab.forward import completion_logits, cut, frozen_logprobs, micro_batches, sequences
 from r1lab.losses import group_advantages, grpo_loss, token_logprobs
 from r1lab.model import load_model, load_tokenizer
 from r1lab.rewards import parse_spec, score
@@ -68,11 +68,12 @@ def main() -> None:
         adv = group_advantages(batch.rewards, G)
         opt.zero_grad()
         B = seq["ids"].shape[0]
-        for s0 in range(0, B, 64):
-            r = slice(s0, s0 + 64)
-            lp = token_logprobs(completion_logits(model, seq, r, amp), seq["targets"][r])
-            loss, _ = grpo_loss(lp, lp.detach(), adv[r], seq["mask"][r], ref_lp[r] if ref_lp is not None else None,
-                                args.beta, norm=float(B))
+        for r in micro_batches(seq["completion_len"].tolist(), 64):
+            logits = completion_logits(model, seq, r, amp)
+            lc = logits.shape[1]
+            lp = token_logprobs(logits, cut(seq["targets"], r, lc))
+            loss, _ = grpo_loss(lp, lp.detach(), adv[r], cut(seq["mask"], r, lc),
+                                cut(ref_lp, r, lc) if ref_lp is not None else None, args.beta, norm=float(B))
             loss.backward()
         t["policy_fwd_bwd"] = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

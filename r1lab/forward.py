@@ -28,7 +28,8 @@ def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_
     and computed once per forward pass; the rest of each prompt is left-padded after it and the
     completion right-padded:
 
-    prefix [C], ids [B, Lp+Lc], attn [B, C+Lp+Lc], pos [B, Lp+Lc], targets [B, Lc], mask [B, Lc].
+    prefix [C], ids [B, Lp+Lc], attn [B, C+Lp+Lc], pos [B, Lp+Lc], targets [B, Lc], mask [B, Lc],
+    completion_len [B] (on the CPU: it decides micro-batches).
     """
     C = common_prefix_len(prompt_ids) if share_prefix else 0
     rest = [p[C:] for p in prompt_ids]
@@ -47,33 +48,68 @@ def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_
     positions = (attn.cumsum(-1) - 1).clamp_min(0)[:, C:]
     return {"prefix": torch.tensor(prompt_ids[0][:C], dtype=torch.long, device=device),
             "ids": ids.to(device), "attn": attn.to(device), "pos": positions.to(device),
-            "targets": ids[:, Lp:].to(device), "mask": attn[:, C + Lp:].float().to(device), "Lc": Lc}
+            "targets": ids[:, Lp:].to(device), "mask": attn[:, C + Lp:].float().to(device), "Lc": Lc,
+            "completion_len": torch.tensor([len(c) for c in completion_ids])}
 
 
-def completion_logits(model, seq: dict, rows: slice, amp) -> torch.Tensor:
-    """Logits that predict each completion token, [b, Lc, V] (lm_head only on those positions).
+def micro_batches(lengths: list[int], max_rows: int, by_length: bool = True) -> list[torch.Tensor]:
+    """Row indices of each micro-batch: at most `max_rows` rows, each micro-batch padded only to its
+    own longest completion. With `by_length`, rows are taken longest first and a micro-batch closes
+    when the next row is under half its longest, so padding is under half of what is computed
+    (R1-Zero's early batches mix 25-token answers with 128-token ones); without it (FSDP2, where
+    every process must run the same number of forwards), consecutive slices."""
+    n = len(lengths)
+    if not by_length:
+        return [torch.arange(s, min(s + max_rows, n)) for s in range(0, n, max_rows)]
+    order = sorted(range(n), key=lambda i: (-lengths[i], i))
+    out, current = [], []
+    for i in order:
+        if current and (len(current) == max_rows or 2 * max(lengths[i], 1) <= max(lengths[current[0]], 1)):
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return [torch.tensor(rows) for rows in out]
+
+
+def cut(t: torch.Tensor, rows: torch.Tensor, width: int) -> torch.Tensor:
+    """A [B, Lc] tensor's micro-batch: these rows, the first `width` completion columns."""
+    return t[rows.to(t.device)][:, :width]
+
+
+def completion_logits(model, seq: dict, rows: torch.Tensor | slice, amp) -> torch.Tensor:
+    """Logits that predict each completion token, [b, lc, V], lc = the longest completion of these rows
+    (lm_head only on those positions).
 
     The shared prefix goes through the model once (batch 1) and its keys/values are repeated for
     the rows; gradients flow back through them, so the result equals a full forward per row."""
     from transformers import DynamicCache
 
-    Lc = seq["Lc"]
-    ids = seq["ids"][rows]
+    if isinstance(rows, slice):
+        rows = torch.arange(seq["ids"].shape[0])[rows]
+    Lp = seq["ids"].shape[1] - seq["Lc"]
+    lc = int(seq["completion_len"][rows].max().clamp_min(1))
+    ids = seq["ids"][rows][:, :Lp + lc]
+    attn = seq["attn"][rows][:, :seq["attn"].shape[1] - seq["Lc"] + lc]
     cache = None
     with amp:
         if seq["prefix"].numel():
             cache = DynamicCache(config=model.config)
             model(input_ids=seq["prefix"][None], cache=cache, use_cache=True, logits_to_keep=1)
             cache.batch_repeat_interleave(ids.shape[0])
-        out = model(input_ids=ids, attention_mask=seq["attn"][rows], position_ids=seq["pos"][rows],
-                    cache=cache, use_cache=cache is not None, logits_to_keep=Lc + 1)
+        out = model(input_ids=ids, attention_mask=attn, position_ids=seq["pos"][rows][:, :Lp + lc],
+                    cache=cache, use_cache=cache is not None, logits_to_keep=lc + 1)
     return out.logits[:, :-1]
 
 
 @torch.no_grad()
-def frozen_logprobs(model, seq: dict, micro: int, temperature: float, amp) -> torch.Tensor:
-    """Per-token log-probs [B, Lc] of a model that is not being trained (reference, pi_old)."""
-    B = seq["ids"].shape[0]
-    parts = [token_logprobs(completion_logits(model, seq, slice(s, s + micro), amp),
-                            seq["targets"][s:s + micro], temperature) for s in range(0, B, micro)]
-    return torch.cat(parts)
+def frozen_logprobs(model, seq: dict, micro: int, temperature: float, amp, by_length: bool = True) -> torch.Tensor:
+    """Per-token log-probs [B, Lc] of a model that is not being trained (reference, pi_old); 0 past
+    each row's completion."""
+    out = torch.zeros(seq["targets"].shape, device=seq["targets"].device)
+    for rows in micro_batches(seq["completion_len"].tolist(), micro, by_length):
+        logits = completion_logits(model, seq, rows, amp)
+        lp = token_logprobs(logits, cut(seq["targets"], rows, logits.shape[1]), temperature)
+        out[rows.to(out.device), :lp.shape[1]] = lp
+    return out

@@ -92,3 +92,48 @@ def test_run_stops_after_repeated_nonfinite_steps(tmp_path, tiny_model_dir, caps
                  "2", "--group-size", "2", "--max-new-tokens", "4", "--eval-problems", "0", "--max-nonfinite", "2"])
     err = capsys.readouterr().err
     assert code == 2 and "NaN/inf in 2 steps in a row" in err and "Traceback" not in err
+
+
+def test_micro_batches_cover_every_row_once_with_little_padding():
+    from r1lab.forward import micro_batches
+
+    lengths = [25, 128, 30, 27, 90, 1, 0, 128, 64, 33, 26, 100]
+    parts = micro_batches(lengths, max_rows=3)
+    rows = sorted(int(i) for p in parts for i in p)
+    assert rows == list(range(len(lengths)))
+    for p in parts:
+        longest = max(lengths[int(i)] for i in p)
+        assert len(p) <= 3 and all(2 * max(lengths[int(i)], 1) > longest for i in p)
+    # without by_length (FSDP2: the same number of forwards on every process): consecutive slices
+    assert [p.tolist() for p in micro_batches(lengths, 5, by_length=False)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+
+
+def test_update_on_length_bucketed_micro_batches_equals_one_padded_batch(tiny_model_dir, toy_tokenizer):
+    """Rows of very different lengths: _update's micro-batches (cut to their own longest row) give the
+    loss and gradients of one forward over the whole batch padded to its longest row."""
+    from r1lab.forward import micro_batches
+    from r1lab.losses import grpo_loss, token_logprobs
+    from r1lab.model import load_model
+
+    tok = toy_tokenizer
+    prompts = [tok(render_prompt(q), add_special_tokens=False)["input_ids"] for q in ["what is 12 times 3", "cuánto es 4821 por 7"]]
+    comps = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in
+             [" 36", " <think> 2 times 3 is 6 , 1 times 3 is 3 , so 36 </think> <answer> 36 </answer>", " 7", " <think> x"]]
+    seq = sequences([p for p in prompts for _ in range(2)], comps, tok.pad_token_id, "cpu")
+    assert len(micro_batches(seq["completion_len"].tolist(), 4)) > 1  # the long row alone, then shorter ones
+    adv, ref, amp = torch.tensor([1.0, -1.0, 0.5, -0.5]), seq["mask"] * -1.5, torch.autocast("cpu", enabled=False)
+    cfg = GRPOConfig(beta=0.04, micro_batch=4, grad_clip=0.0)  # gradients as computed
+    model = load_model(tiny_model_dir).train()
+    stats = _update(model, torch.optim.SGD(model.parameters(), lr=0.0), seq, seq["mask"], adv, None, ref, cfg, amp)
+    bucketed = torch.cat([p.grad.flatten() for p in model.parameters()])
+    model = load_model(tiny_model_dir).train()
+    logits = completion_logits(model, seq, slice(0, 4), amp)
+    assert logits.shape[1] == seq["Lc"]  # padded to the longest row
+    logp = token_logprobs(logits, seq["targets"])
+    loss, _ = grpo_loss(logp, logp.detach(), adv, seq["mask"], ref, cfg.beta, norm=4.0)
+    loss.backward()
+    padded = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert padded.abs().max() > 0
+    # float32 sums over ~100 terms, in another order: relative rounding ~1e-7, bound 1e-5
+    assert abs(stats["loss"] - float(loss)) <= 1e-5 * max(1.0, abs(float(loss)))
+    assert (bucketed - padded).abs().max() <= 1e-5 * padded.abs().max()

@@ -33,7 +33,7 @@ from ..dist import World
 from ..engine import SamplingParams, sample
 from ..errors import UserError
 from ..evaluate import EvalConfig, evaluate
-from ..forward import completion_logits, frozen_logprobs, sequences
+from ..forward import completion_logits, cut, frozen_logprobs, micro_batches, sequences
 from ..logs import MetricsLog, check_report_to
 from ..losses import LOSS_AGGREGATIONS, group_advantages, grpo_loss, token_entropy, token_logprobs
 from ..model import autocast, decode_completions, load_model, load_tokenizer, resolve_model_path, save_model
@@ -432,7 +432,7 @@ def run_steps(run: Run, reward_schedule=None) -> dict:
         if cfg.overlong_filter:
             mask[torch.tensor(batch.truncated, device=device)] = 0.0
         ref_logp = reference_logprobs(run, seq)
-        old_logp = (frozen_logprobs(model, seq, cfg.micro_batch, cfg.temperature, amp)
+        old_logp = (frozen_logprobs(model, seq, cfg.micro_batch, cfg.temperature, amp, not cfg.fsdp)
                     if cfg.updates_per_batch > 1 else None)
         stats = _update(model, run.optimizer, seq, mask, advantages.to(device), old_logp, ref_logp, cfg, amp, world)
         run.scheduler.step()
@@ -470,8 +470,8 @@ def reference_logprobs(run: Run, seq: dict):
         return None
     if run.ref is None:
         with run.model.disable_adapter():
-            return frozen_logprobs(run.model, seq, cfg.micro_batch, cfg.temperature, run.amp)
-    return frozen_logprobs(run.ref, seq, cfg.micro_batch, cfg.temperature, run.amp)
+            return frozen_logprobs(run.model, seq, cfg.micro_batch, cfg.temperature, run.amp, not cfg.fsdp)
+    return frozen_logprobs(run.ref, seq, cfg.micro_batch, cfg.temperature, run.amp, not cfg.fsdp)
 
 
 def reset_reference(run: Run) -> None:
@@ -554,13 +554,13 @@ def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GR
     for update in range(cfg.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
         loss64 = 0.0
-        for s in range(0, B, cfg.micro_batch):
-            rows = slice(s, s + cfg.micro_batch)
+        for rows in micro_batches(seq["completion_len"].tolist(), cfg.micro_batch, by_length=not cfg.fsdp):
             logits = completion_logits(model, seq, rows, amp)
-            logp = token_logprobs(logits, seq["targets"][rows], cfg.temperature)
-            old = old_logp[rows] if old_logp is not None else logp.detach()
-            loss, st = grpo_loss(logp, old, advantages[rows], mask[rows],
-                                 ref_logp[rows] if ref_logp is not None else None, cfg.beta,
+            lc = logits.shape[1]
+            logp = token_logprobs(logits, cut(seq["targets"], rows, lc), cfg.temperature)
+            old = cut(old_logp, rows, lc) if old_logp is not None else logp.detach()
+            loss, st = grpo_loss(logp, old, advantages[rows.to(advantages.device)], cut(mask, rows, lc),
+                                 cut(ref_logp, rows, lc) if ref_logp is not None else None, cfg.beta,
                                  cfg.eps_low, cfg.eps_high, cfg.loss_agg, norm=norm, max_len=cfg.max_new_tokens)
             # FSDP2 averages gradients over processes; the loss is scaled so that it sums them instead
             (loss * world.size if cfg.fsdp else loss).backward()
@@ -569,7 +569,7 @@ def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GR
                 sums["kl"] += st["kl"] * st["tokens"]
                 sums["clip"] += st["clip_frac"] * st["tokens"]
                 with torch.no_grad():
-                    sums["entropy"] += float((token_entropy(logits.detach(), cfg.temperature) * mask[rows]).sum())
+                    sums["entropy"] += float((token_entropy(logits.detach(), cfg.temperature) * cut(mask, rows, lc)).sum())
         if not cfg.fsdp:
             dist.sum_gradients(model, world)
         loss_all = dist.all_sum([loss64], world)[0] / norm
