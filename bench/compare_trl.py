@@ -21,7 +21,8 @@ one side's memory never counts for the other) and then drives them one step at a
 TRL, r1lab, r1lab, TRL, ... so that machine drift hits both sides alike. A child reports a step only when it
 is idle again, so the other side never runs while it is busy. Peak RSS is each child's high-water mark.
 
-The last line printed is one JSON object (speedups, RSS ratio, r1lab's share of the matmul peak).
+The last line printed is one JSON object (rollout_vs_hf: the smaller of the two models' fp32 rollout ratios;
+speedups, RSS ratio, r1lab's share of the matmul peak).
 TRL is an optional dependency (pyproject extra `bench`): the script says how to install it if missing.
 """
 
@@ -790,12 +791,14 @@ def check_trl() -> str:
     return version
 
 
-def final_json(results: dict) -> dict:
+def final_json(results: dict, gens: dict) -> dict:
     def get(precision, fn):
         r = results.get(("qwen", precision))
         return fn(r["trl"], r["r1lab"]) if r else None
 
-    return {"speedup_fp32": get("fp32", lambda t, r: t["s_step"] / r["s_step"]),
+    rollout = [g["ratio"] for (name, precision), g in gens.items() if precision == "fp32"]
+    return {"rollout_vs_hf": min(rollout) if rollout else None,  # the smaller of the models' fp32 ratios
+            "speedup_fp32": get("fp32", lambda t, r: t["s_step"] / r["s_step"]),
             "speedup_bf16": get("bf16", lambda t, r: t["s_step"] / r["s_step"]),
             "rss_ratio": get("fp32", lambda t, r: r["rss_mb"] / t["rss_mb"]),
             "mfu_fp32": get("fp32", lambda t, r: r["mfu"]),
@@ -873,7 +876,7 @@ def main(argv=None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     elif args.keep_workdir:
         print(f"scratch folder kept: {workdir}")
-    print(json.dumps(final_json(results)))
+    print(json.dumps(final_json(results, gens)))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 from r1lab.engine import SamplingParams, generate
 from r1lab.forward import completion_logits, cut, frozen_logprobs, micro_batches, sequences
 from r1lab.losses import group_advantages, grpo_loss, token_logprobs
-from r1lab.model import load_model, load_tokenizer
+from r1lab.model import autocast, load_model, load_tokenizer
 from r1lab.rewards import parse_spec, score
 from r1lab.stages.grpo import Batch
 from r1lab.tasks import load_task
@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--beta", type=float, default=0.01)
     ap.add_argument("--no-share-prefix", action="store_true", help="full forward per row (for comparison)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="as r1lab zero's --precision")
     args = ap.parse_args()
 
     tok = load_tokenizer(args.model)
@@ -43,7 +44,7 @@ def main() -> None:
     ref = load_model(args.model).eval().requires_grad_(False)
     task = load_task("toy", eval_problems=0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    amp = torch.autocast("cpu", enabled=False)
+    amp = autocast(torch.device("cpu"), args.precision)
     weights = parse_spec("accuracy=1,format=0.5")
     G = args.group
     rows = {k: [] for k in ["generate", "reward", "ref_logprobs", "policy_fwd_bwd", "optimizer", "total"]}
@@ -53,7 +54,7 @@ def main() -> None:
         prompts = [tok(render_prompt(e["prompt"]), add_special_tokens=False)["input_ids"] for e in examples]
         t = {"start": time.perf_counter()}
         out = generate(model, prompts, G, SamplingParams(args.max_new_tokens, 1.0), list(range(len(prompts))),
-                       tok.eos_token_id, tok.pad_token_id)
+                       tok.eos_token_id, tok.pad_token_id, autocast=amp)
         t["generate"] = time.perf_counter()
         texts = [tok.decode(c, skip_special_tokens=True) for c in out.completions]
         ex_rows = [e for e in examples for _ in range(G)]
@@ -88,7 +89,7 @@ def main() -> None:
             tokens.append(sum(len(c) for c in out.completions))
     total = statistics.median(rows["total"])
     print(f"GRPO step on {args.model}: {args.prompts} prompts x {args.group} samples, <= {args.max_new_tokens} new "
-          f"tokens, beta {args.beta}, {torch.get_num_threads()} threads, shared prefix: {not args.no_share_prefix}")
+          f"tokens, beta {args.beta}, {args.precision}, {torch.get_num_threads()} threads, shared prefix: {not args.no_share_prefix}")
     print(f"{'phase':<16}{'median s':>10}{'share':>8}")
     for k, v in rows.items():
         m = statistics.median(v)

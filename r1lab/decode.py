@@ -1,16 +1,17 @@
-"""A lean decode step for Llama-family models (Llama, Qwen2, Mistral without sliding windows).
+"""A lean decoder for Llama-family models (Llama, Qwen2, Mistral without sliding windows).
 
-One decoded token of a small model costs far more in framework overhead than in arithmetic: the
-Hugging Face forward runs ~60 small ops and several Python modules per layer, most of them shape
-bookkeeping, masks and cache logic that a one-token step does not need. `LeanDecoder.step` computes
-the same function with what is left: per layer one fused QKV product, rotary embedding on q and k
-together, the new key/value written in place, attention of the one query as two small batched
-products over a contiguous cache, one fused gate/up product. The prompt's prefill still runs the
-model's own forward (once per prompt, into r1lab/kvcache.py's cache, whose filled part the decoder
-then takes over), so anything special about the prompt (left padding, positions) is handled by the
-model itself.
+One decoded token of a small model costs far more in framework overhead and memory traffic than in
+arithmetic: the Hugging Face forward runs ~60 small ops and several Python modules per layer, most
+of them shape bookkeeping, masks and cache logic that a one-token step does not need, and a cache
+repeated per sample reads each prompt's keys G times per step. `LeanDecoder.step` computes the same
+function with what is left: per layer one fused QKV product, rotary embedding on q and k together,
+the new key/value written in place, attention over two parts (each prompt's keys, stored once for
+its samples; each sample's own tokens), one fused gate/up product; on a CPU in float32 the products
+run on weights prepacked for oneDNN. The prefill runs the model's own forward (the prefix all
+prompts share once, then each prompt's rest), so anything special about the prompt (left padding,
+positions) is handled by the model itself.
 
-`engine.generate` uses it where `lean_decoder(model)` says it applies, and the model's own forward
+`engine.generate` uses it where `lean_supported(model)` says it applies, and the model's own forward
 everywhere else; tests/test_decode.py checks that both give the same logits and the same samples.
 Weights are read from the model at construction (the fused matrices are copies), so a decoder is
 built for one `generate` call and never outlives an optimizer step.
@@ -24,121 +25,177 @@ import torch.nn.functional as F
 SUPPORTED = ("llama", "qwen2", "mistral")
 
 
-def lean_decoder(model, cache) -> LeanDecoder | None:
-    """A LeanDecoder for this model and cache, or None where the generic path must be used (another
-    architecture, a wrapped or sharded model, a cache that is not preallocated)."""
-    from .kvcache import PreallocatedLayer
-
+def lean_supported(model) -> bool:
+    """Whether LeanDecoder computes this model's function (else the model's own forward decodes)."""
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) not in SUPPORTED or type(model).__name__.startswith("Peft"):
-        return None
+        return False
     if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
-        return None
+        return False
     if getattr(config, "mlp_bias", False) or getattr(config, "use_sliding_window", False):
-        return None
-    layers = getattr(cache, "layers", None)
-    if not layers or not all(isinstance(layer, PreallocatedLayer) and layer.is_initialized for layer in layers):
-        return None
-    if any(hasattr(p, "to_local") for p in model.parameters()):  # FSDP2: weights live in shards
-        return None
-    return LeanDecoder(model, cache)
+        return False
+    return not any(hasattr(p, "to_local") for p in model.parameters())  # FSDP2: weights live in shards
+
+
+def packed_linears_available(device: torch.device) -> bool:
+    """oneDNN's prepacked linear (the kernel torch.compile's CPU freezing uses): ~2x faster than
+    F.linear for the 64-row products of a decode step on this project's CPUs; float32 on the CPU only."""
+    return (device.type == "cpu" and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+
+class Linear:
+    """y = x W^T + b, with W prepacked for oneDNN where that kernel is used."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, packed: bool, rows: int):
+        self.weight, self.bias, self.packed = weight, bias, packed
+        if packed:
+            self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
 
 
 class LeanDecoder:
-    """Owns the decode-time KV cache: per layer [B, Hkv, capacity, D], grown by BLOCK positions at a
-    time and attended over whole (unfilled positions masked), because a batched product over a
-    contiguous cache is several times faster on a CPU than over a strided slice of a larger buffer."""
+    """Prefills the prompts and then decodes their n samples each, one token per step.
+
+    The key/value cache comes in two parts, each attended over by one product per layer: each
+    prompt's keys, stored once for its n samples, [P, Hkv, L, D], and each sample's own tokens,
+    [B, Hkv, capacity, D], grown by BLOCK positions at a time and attended over whole (unfilled
+    positions masked), because a batched product over a contiguous buffer is several times faster on
+    a CPU than over a strided slice of a larger one. Repeating the prompt's keys for every sample, as
+    a generic cache does, makes each step read them n times: at 64 rows that reading, not arithmetic,
+    was a third of a step. The scores of both parts go through one softmax, so this is the same
+    attention as over one concatenated cache. The prefill runs the model's own forward: the prefix
+    all prompts share (the template's head) once, then each prompt's rest."""
 
     BLOCK = 32
 
-    def __init__(self, model, cache):
+    @torch.no_grad()
+    def __init__(self, model, prompts: list[list[int]], n: int, pad_id: int):
+        from transformers import DynamicCache
+
+        from .engine import left_pad
+        from .forward import common_prefix_len
+
         cfg = model.config
         inner = model.model
+        device = next(model.parameters()).device
+        self.n, self.P = n, len(prompts)
+        rows = self.P * n
+        packed = (packed_linears_available(device) and not torch.is_autocast_enabled(device.type)
+                  and all(p.dtype == torch.float32 for p in model.parameters()))
         self.rotary = inner.rotary_emb
         self.embed = inner.embed_tokens.weight
         self.norm_w, self.norm_eps = inner.norm.weight, inner.norm.variance_epsilon
-        self.lm_head = model.lm_head.weight
+        self.lm_head = Linear(model.lm_head.weight, None, packed, rows)
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.scale = self.head_dim ** -0.5
         self.layers = []
-        with torch.no_grad():
-            for layer in inner.layers:
-                attn, mlp = layer.self_attn, layer.mlp
-                qkv_bias = None
-                if attn.q_proj.bias is not None:
-                    qkv_bias = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
-                self.layers.append((
-                    layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon,
-                    torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]), qkv_bias,
-                    attn.o_proj.weight, attn.o_proj.bias,
-                    layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon,
-                    torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), mlp.down_proj.weight,
-                ))
-        # the prompt's keys and values, from the prefill, copied into buffers of our own
-        self.length = cache.layers[0].length
-        self.keys = [self._room(layer.keys[:, :, :self.length]) for layer in cache.layers]
-        self.values = [self._room(layer.values[:, :, :self.length]) for layer in cache.layers]
+        for layer in inner.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            qkv_bias = None
+            if attn.q_proj.bias is not None:
+                qkv_bias = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
+            self.layers.append((
+                layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon,
+                Linear(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]), qkv_bias, packed, rows),
+                Linear(attn.o_proj.weight, attn.o_proj.bias, packed, rows),
+                layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon,
+                Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), None, packed, rows),
+                Linear(mlp.down_proj.weight, None, packed, rows),
+            ))
+        # prefill: the shared prefix once, then each prompt's rest, left-padded after it
+        C = common_prefix_len(prompts) if self.P > 1 else 0
+        cache = DynamicCache(config=cfg)
+        if C:
+            model(input_ids=torch.tensor([prompts[0][:C]], device=device), cache=cache, use_cache=True,
+                  logits_to_keep=1)
+            cache.batch_repeat_interleave(self.P)
+        rest, rest_mask = left_pad([p[C:] for p in prompts], pad_id, device)
+        mask = torch.cat([torch.ones((self.P, C), dtype=torch.long, device=device), rest_mask], 1)
+        position = (mask.cumsum(-1) - 1).clamp_min(0)[:, C:]
+        out = model(input_ids=rest, attention_mask=mask, position_ids=position, cache=cache, use_cache=True,
+                    logits_to_keep=1)
+        self.first_logits = out.logits[:, -1]  # [P, V]
+        self.next_position = position[:, -1] + 1  # [P]
+        self.C = C
+        self.prompt = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in cache.layers]
+        self.L = mask.shape[1]
+        # additive mask of each prompt's positions (left padding of its rest excluded): [P, L]
+        self.prompt_bias = torch.zeros(mask.shape, device=device).masked_fill_(mask == 0, float("-inf"))
+        self.slots = torch.arange(rows, device=device)  # row of the batch -> sample index
+        B, Hkv, D = rows, self.kv_heads, self.head_dim
+        dtype = self.prompt[0][0].dtype
+        self.keys = [torch.zeros((B, Hkv, self.BLOCK, D), dtype=dtype, device=device) for _ in self.prompt]
+        self.values = [torch.zeros((B, Hkv, self.BLOCK, D), dtype=dtype, device=device) for _ in self.prompt]
+        self.length = 0  # sample tokens in the cache
+        self.by_slot = self.p_by_slot = None  # buffers indexed by sample, once rows have been dropped
 
-    def _room(self, filled: torch.Tensor) -> torch.Tensor:
-        """A buffer holding `filled` [B, Hkv, T, D] with room for at least one more position."""
-        B, H, T, D = filled.shape
-        capacity = (T // self.BLOCK + 1) * self.BLOCK
-        buf = filled.new_zeros((B, H, capacity, D))
-        buf[:, :, :T] = filled
-        return buf
+    def _grow(self, buf: torch.Tensor) -> torch.Tensor:
+        B, H, T, D = buf.shape
+        out = buf.new_zeros((B, H, T + self.BLOCK, D))
+        out[:, :, :T] = buf
+        return out
 
     def select(self, indices: torch.Tensor) -> None:
         """Keep these rows of the batch (finished samples dropped)."""
         self.keys = [k[indices] for k in self.keys]
         self.values = [v[indices] for v in self.values]
+        self.slots = self.slots[indices]
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Logits [B, V] of the next token after `tokens` [B] at `positions` [B]; `mask` [B, T] is the
-        attention mask over the cache with the new token included (1 = attend)."""
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits [B, V] of the next token after `tokens` [B] at `positions` [B] (rows as `slots`)."""
         B = tokens.shape[0]
         H, Hkv, D = self.heads, self.kv_heads, self.head_dim
+        g, P, n, L = H // Hkv, self.P, self.n, self.L
         t = self.length
         if t == self.keys[0].shape[2]:  # full: grow every layer's buffers by a block
-            self.keys = [self._room(k) for k in self.keys]
-            self.values = [self._room(v) for v in self.values]
+            self.keys = [self._grow(k) for k in self.keys]
+            self.values = [self._grow(v) for v in self.values]
         capacity = self.keys[0].shape[2]
+        full = B == P * n  # no row dropped yet: the rows are the slots in order
+        if not full and self.by_slot is None:  # rows dropped: queries and probabilities go by sample index
+            self.by_slot = self.keys[0].new_zeros((P * n, Hkv, g, D))
+            self.p_by_slot = self.keys[0].new_zeros((P * n, Hkv, g, L))
         x = F.embedding(tokens, self.embed)  # [B, hidden]
         cos, sin = self.rotary(x, positions[:, None])  # [B, 1, D]
-        cos, sin = cos.view(B, 1, D), sin.view(B, 1, D)
-        # additive mask over the whole buffer (padding and unfilled positions excluded): [B, 1, 1, capacity]
-        bias = torch.full((B, capacity), float("-inf"), device=x.device)
-        bias[:, :t + 1].masked_fill_(mask[:, -(t + 1):] != 0, 0.0)
-        bias = bias.view(B, 1, 1, capacity)
-        for (ln1, eps1, w_qkv, b_qkv, w_o, b_o, ln2, eps2, w_gu, w_down), keys, values in zip(
-                self.layers, self.keys, self.values):
-            h = _rms_norm(x, ln1, eps1)
-            qkv = F.linear(h, w_qkv, b_qkv)  # [B, (H + 2 Hkv) D]
+        half = D // 2
+        cos, sin = cos.view(B, 1, D), torch.cat([-sin[..., :half], sin[..., half:]], -1).view(B, 1, D)
+        # one additive mask per step, [B, 1, 1, L + capacity]: the row's prompt, then its filled positions
+        own = torch.zeros((B, capacity), device=x.device)
+        own[:, t + 1:] = float("-inf")
+        bias = torch.cat([self.prompt_bias[self.slots // n], own], 1).view(B, 1, 1, L + capacity)
+        scale = D ** -0.5
+        for (ln1, eps1, qkv_proj, o_proj, ln2, eps2, gate_up, down), (pk, pv), keys, values in zip(
+                self.layers, self.prompt, self.keys, self.values):
+            qkv = qkv_proj(F.rms_norm(x, ln1.shape, ln1, eps1))  # [B, (H + 2 Hkv) D]
             qk = qkv[:, :(H + Hkv) * D].view(B, H + Hkv, D)
-            qk = qk * cos + _rotate_half(qk) * sin  # rotary on q and k at once
+            qk = torch.addcmul(qk * cos, qk.roll(half, -1), sin)  # rotary on q and k at once
             keys[:, :, t] = qk[:, H:]
             values[:, :, t] = qkv[:, (H + Hkv) * D:].view(B, Hkv, D)
-            # the query heads of one key/value head attend together: [B, Hkv, H/Hkv, D]
-            q = qk[:, :H].reshape(B, Hkv, H // Hkv, D).to(keys.dtype)
-            scores = torch.matmul(q, keys.transpose(-1, -2)).float() * self.scale + bias  # [B, Hkv, g, capacity]
+            # the query heads of one key/value head attend together: [B, Hkv, g, D]
+            q = qk[:, :H].reshape(B, Hkv, g, D).to(keys.dtype) * scale
+            # each prompt's keys against all its samples' queries at once: [P, Hkv, n g, L]
+            q_slots = q if full else self.by_slot.index_copy_(0, self.slots, q)  # stale rows: ignored
+            s_prompt = torch.matmul(q_slots.view(P, n, Hkv, g, D).transpose(1, 2).reshape(P, Hkv, n * g, D),
+                                    pk.transpose(-1, -2))
+            s_prompt = s_prompt.view(P, Hkv, n, g, L).transpose(1, 2).reshape(P * n, Hkv, g, L)
+            if not full:
+                s_prompt = s_prompt[self.slots]
+            scores = torch.cat([s_prompt, torch.matmul(q, keys.transpose(-1, -2))], -1).float() + bias
             probs = torch.softmax(scores, dim=-1).to(values.dtype)
-            out = torch.matmul(probs, values).reshape(B, H * D)
-            x = x + F.linear(out, w_o, b_o)
-            h = _rms_norm(x, ln2, eps2)
-            gate, up = F.linear(h, w_gu).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, w_down)
+            p_prompt, p_own = probs.split([L, capacity], -1)
+            if not full:
+                p_prompt = self.p_by_slot.index_copy_(0, self.slots, p_prompt)
+            o_prompt = torch.matmul(p_prompt.reshape(P, n, Hkv, g, L).transpose(1, 2).reshape(P, Hkv, n * g, L), pv)
+            o_prompt = o_prompt.view(P, Hkv, n, g, D).transpose(1, 2).reshape(P * n, Hkv, g, D)
+            out = torch.matmul(p_own, values) + (o_prompt if full else o_prompt[self.slots])  # [B, Hkv, g, D]
+            x = x + o_proj(out.reshape(B, H * D))
+            gate, up = gate_up(F.rms_norm(x, ln2.shape, ln2, eps2)).chunk(2, dim=-1)
+            x = x + down(F.silu(gate) * up)
         self.length = t + 1
-        return F.linear(_rms_norm(x, self.norm_w, self.norm_eps), self.lm_head)
-
-
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """As transformers' LlamaRMSNorm: normalise in float32, then scale in the input's dtype."""
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return self.lm_head(F.rms_norm(x, self.norm_w.shape, self.norm_w, self.norm_eps))

@@ -85,34 +85,37 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     ride along, ignored) until every process is done."""
     assert len(seeds) == len(prompts), "one seed per prompt"
     assert n >= 1 and params.max_new_tokens >= 1
-    from .decode import lean_decoder
+    from .decode import LeanDecoder, lean_supported
     from .kvcache import make_cache
 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    ids, mask = left_pad(prompts, pad_id, device)
-    P, L = ids.shape
-    B = P * n
+    P, B = len(prompts), len(prompts) * n
     ctx = autocast if autocast is not None else torch.autocast(device.type, enabled=False)
-
-    # prefill: each prompt once; positions count only real tokens, so left padding is harmless
-    cache = make_cache(model.config, L + params.max_new_tokens)
-    position = (mask.cumsum(-1) - 1).clamp_min(0)
-    with ctx:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache,
-                    use_cache=True, logits_to_keep=1)
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-    logits = out.logits[:, -1].repeat_interleave(n, 0)  # [B, V]
-    cache.batch_repeat_interleave(n)
-    # decoding: r1lab's lean step for Llama-family models (same function, far fewer ops; see
-    # decode.py), the model's own forward for everything else
-    lean = lean_decoder(model, cache) if lean_decode else None
-    if lean is not None:
-        cache = None  # the decoder holds its own copy of the prompt's keys and values
-    mask = mask.repeat_interleave(n, 0)
-    next_pos = position[:, -1:].repeat_interleave(n, 0) + 1  # [B, 1]
+    lean = cache = mask = None
+    if lean_decode and lean_supported(model):
+        # r1lab's lean decoder for Llama-family models (same function, far fewer ops and bytes read
+        # per step; see decode.py): it prefills the prompts itself
+        with ctx:
+            lean = LeanDecoder(model, prompts, n, pad_id)
+        logits = lean.first_logits.repeat_interleave(n, 0)  # [B, V]
+        next_pos = lean.next_position.repeat_interleave(n, 0)[:, None]  # [B, 1]
+    else:
+        # the model's own forward: prefill each prompt once; positions count only real tokens, so
+        # left padding is harmless; the cache is then repeated for the samples
+        ids, mask = left_pad(prompts, pad_id, device)
+        cache = make_cache(model.config, ids.shape[1] + params.max_new_tokens)
+        position = (mask.cumsum(-1) - 1).clamp_min(0)
+        with ctx:
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache,
+                        use_cache=True, logits_to_keep=1)
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        logits = out.logits[:, -1].repeat_interleave(n, 0)  # [B, V]
+        cache.batch_repeat_interleave(n)
+        mask = mask.repeat_interleave(n, 0)
+        next_pos = position[:, -1:].repeat_interleave(n, 0) + 1  # [B, 1]
 
     completions: list[list[int]] = [[] for _ in range(B)]
     logprobs: list[list[float]] = [[] for _ in range(B)]
@@ -145,13 +148,17 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
         # compact the batch once enough rows have finished (each compaction copies the cache)
         if drop_finished and keep and len(rows) - len(keep) >= max(1, len(rows) // 8):
             sel = torch.tensor(keep, device=device)
-            (lean.select if lean is not None else cache.batch_select_indices)(sel)
-            active, tokens, mask, next_pos = active[sel], tokens[sel], mask[sel], next_pos[sel]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            active, tokens, next_pos = active[sel], tokens[sel], next_pos[sel]
+            if lean is not None:
+                lean.select(sel)
+            else:
+                cache.batch_select_indices(sel)
+                mask = mask[sel]
         with ctx:
             if lean is not None:
-                logits = lean.step(tokens, next_pos[:, 0], mask)
+                logits = lean.step(tokens, next_pos[:, 0])
             else:
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
                 out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
                             cache=cache, use_cache=True)
                 cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values

@@ -2,8 +2,9 @@
 
 A batch row is one prompt followed by one completion. The token prefix that every prompt of the batch
 shares (with the R1-Zero template: the whole template head, ~85 tokens) goes through the model once
-per pass and its keys/values are repeated for the rows, instead of once per row; gradients flow back
-through it, so the result is the same as a full forward per row, for a fraction of the work.
+per pass, the rest of each prompt once for its group of samples (GRPO's G rows share a prompt), and
+their keys/values are handed to the rows; gradients flow back through them, so the result is the
+same as a full forward per row, for a fraction of the work.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
 
 def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, device,
               share_prefix: bool = True) -> dict:
-    """Training tensors. The token prefix shared by every prompt (the template's head) is kept apart
-    and computed once per forward pass; the rest of each prompt is left-padded after it and the
-    completion right-padded:
+    """Training tensors. With `share_prefix`, the token prefix shared by every prompt (the template's
+    head) is kept apart and computed once per forward pass, and the rest of a prompt once for the
+    consecutive rows that share it (a group); the rest of each prompt is left-padded after the prefix
+    and the completion right-padded:
 
     prefix [C], ids [B, Lp+Lc], attn [B, C+Lp+Lc], pos [B, Lp+Lc], targets [B, Lc], mask [B, Lc],
-    completion_len [B] (on the CPU: it decides micro-batches).
+    completion_len [B] (on the CPU: it decides micro-batches), group [B] (the row's group, or None
+    without `share_prefix`: a full forward per row) and first_row [groups] (a row of each group).
     """
     C = common_prefix_len(prompt_ids) if share_prefix else 0
     rest = [p[C:] for p in prompt_ids]
@@ -46,10 +49,15 @@ def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_
             ids[i, Lp:Lp + len(c)] = torch.tensor(c, dtype=torch.long)
             attn[i, C + Lp:C + Lp + len(c)] = 1
     positions = (attn.cumsum(-1) - 1).clamp_min(0)[:, C:]
+    group, first_row = None, None
+    if share_prefix:
+        new_group = [i == 0 or prompt_ids[i] != prompt_ids[i - 1] for i in range(B)]
+        group = torch.tensor(new_group, dtype=torch.long).cumsum(0) - 1
+        first_row = torch.tensor([i for i in range(B) if new_group[i]], dtype=torch.long)
     return {"prefix": torch.tensor(prompt_ids[0][:C], dtype=torch.long, device=device),
             "ids": ids.to(device), "attn": attn.to(device), "pos": positions.to(device),
             "targets": ids[:, Lp:].to(device), "mask": attn[:, C + Lp:].float().to(device), "Lc": Lc,
-            "completion_len": torch.tensor([len(c) for c in completion_ids])}
+            "completion_len": torch.tensor([len(c) for c in completion_ids]), "group": group, "first_row": first_row}
 
 
 def micro_batches(lengths: list[int], max_rows: int, by_length: bool = True) -> list[torch.Tensor]:
@@ -82,25 +90,40 @@ def completion_logits(model, seq: dict, rows: torch.Tensor | slice, amp) -> torc
     """Logits that predict each completion token, [b, lc, V], lc = the longest completion of these rows
     (lm_head only on those positions).
 
-    The shared prefix goes through the model once (batch 1) and its keys/values are repeated for
-    the rows; gradients flow back through them, so the result equals a full forward per row."""
+    With a shared prefix (`sequences(share_prefix=True)`), three forwards: the prefix (batch 1), the
+    rest of the prompt of each group among the rows (its last position predicts the first completion
+    token), then the completions on those keys/values, each row on its group's. Gradients flow back
+    through the handed-on keys/values, so the result equals a full forward per row. Without it, one
+    full forward per row (what activation checkpointing and FSDP2 need: each layer once per backward)."""
     from transformers import DynamicCache
 
     if isinstance(rows, slice):
         rows = torch.arange(seq["ids"].shape[0])[rows]
     Lp = seq["ids"].shape[1] - seq["Lc"]
+    C = seq["attn"].shape[1] - seq["ids"].shape[1]
     lc = int(seq["completion_len"][rows].max().clamp_min(1))
-    ids = seq["ids"][rows][:, :Lp + lc]
-    attn = seq["attn"][rows][:, :seq["attn"].shape[1] - seq["Lc"] + lc]
-    cache = None
+    on = rows.to(seq["ids"].device)
     with amp:
-        if seq["prefix"].numel():
-            cache = DynamicCache(config=model.config)
+        if seq["group"] is None:
+            out = model(input_ids=seq["ids"][on, :Lp + lc], attention_mask=seq["attn"][on, :C + Lp + lc],
+                        position_ids=seq["pos"][on, :Lp + lc], use_cache=False, logits_to_keep=lc + 1)
+            return out.logits[:, :-1]
+        groups, row_group = torch.unique(seq["group"][rows], return_inverse=True)
+        first = seq["first_row"][groups].to(on.device)
+        cache = DynamicCache(config=model.config)
+        if C:
             model(input_ids=seq["prefix"][None], cache=cache, use_cache=True, logits_to_keep=1)
-            cache.batch_repeat_interleave(ids.shape[0])
-        out = model(input_ids=ids, attention_mask=attn, position_ids=seq["pos"][rows][:, :Lp + lc],
-                    cache=cache, use_cache=cache is not None, logits_to_keep=lc + 1)
-    return out.logits[:, :-1]
+            cache.batch_repeat_interleave(len(groups))
+        out = model(input_ids=seq["ids"][first, :Lp], attention_mask=seq["attn"][first, :C + Lp],
+                    position_ids=seq["pos"][first, :Lp], cache=cache, use_cache=True, logits_to_keep=1)
+        row_group = row_group.to(on.device)
+        logits = out.logits[:, -1:][row_group]  # [b, 1, V]: predicts each row's first completion token
+        if lc > 1:
+            cache.batch_select_indices(row_group)
+            out = model(input_ids=seq["ids"][on, Lp:Lp + lc - 1], attention_mask=seq["attn"][on, :C + Lp + lc - 1],
+                        position_ids=seq["pos"][on, Lp:Lp + lc - 1], cache=cache, use_cache=True)
+            logits = torch.cat([logits, out.logits], 1)
+    return logits
 
 
 @torch.no_grad()

@@ -25,6 +25,8 @@ report then states.
 from __future__ import annotations
 
 import copy
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +104,7 @@ class Pipeline:
         self.base = str(config.get("model") or "base")
         self.language = str(config.get("language") or "toy")
         self._rows: dict[str, list[dict]] = {}
+        self.order: list[str] = []  # stages in the order this run reached them (done or run)
 
     @property
     def embedded(self) -> bool:
@@ -155,8 +158,16 @@ class Pipeline:
     def done(self, stage: str) -> bool:
         return (self.dir(stage) / DONE).is_file()
 
-    def mark_done(self, stage: str) -> None:
-        (self.dir(stage) / DONE).write_text("ok\n")
+    def mark_done(self, stage: str, seconds: float) -> None:
+        """The stage's last mark: DONE, holding the wall seconds of the run that finished it."""
+        (self.dir(stage) / DONE).write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
+
+    def seconds(self, stage: str) -> float | None:
+        """Wall seconds of a done stage (None for a DONE from an older version)."""
+        try:
+            return float(json.loads((self.dir(stage) / DONE).read_text())["seconds"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
 
     def model(self, stage: str) -> str:
         if stage == "base":
@@ -170,13 +181,16 @@ class Pipeline:
         return value
 
     def stage(self, name: str, fn) -> None:
+        self.order.append(name)
         if self.done(name):
             print(f"[pipeline] {name}: done, skipped")
             return
         print(f"[pipeline] {name}: running")
         self.dir(name).mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
         fn()
-        self.mark_done(name)
+        self.mark_done(name, time.perf_counter() - start)
+        print(f"[pipeline] {name}: {self.seconds(name):.1f} s")
 
     # ---- the run ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -198,7 +212,7 @@ class Pipeline:
             self.stage(f"eval-{name}", lambda n=name: self.evaluate(n))
         from .report import write_report
 
-        return write_report(self.out, models, self.notes())
+        return write_report(self.out, models, self.notes(), {name: self.seconds(name) for name in self.order})
 
     def validate(self) -> None:
         """Check every section against its stage's settings before any work starts."""

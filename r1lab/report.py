@@ -94,9 +94,10 @@ def harmless(texts: list[str], rows: list[dict], safety_rm_dir=None) -> tuple[li
     return [safe[i] for i in sorted(safe)], " + ".join(by)
 
 
-def write_report(out: Path, models: list[str], notes: list[str] | None = None) -> dict:
+def write_report(out: Path, models: list[str], notes: list[str] | None = None,
+                 stage_seconds: dict[str, float | None] | None = None) -> dict:
     """summary.json and report.md from the stages' folders; `notes`: what the run left out or was given
-    in place of a stage (stated in both)."""
+    in place of a stage (stated in both); `stage_seconds`: wall seconds of each stage, in order."""
     out = Path(out)
     evals = {m: json.loads((out / m / "eval.json").read_text()) for m in models if (out / m / "eval.json").is_file()}
     summary = {"models": {m: {k: e.get(k) for k in KEYS + ["k", "n_problems"]} for m, e in evals.items()}}
@@ -105,6 +106,8 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None) -
         summary["judged_by"] = judged
     if notes:
         summary["notes"] = list(notes)
+    if stage_seconds:
+        summary["stage_seconds"] = dict(stage_seconds)
     for name in ("helpfulness", "safety"):
         rm = out / "reward-models" / name / "rm.json"
         if rm.is_file():
@@ -174,6 +177,11 @@ def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
         lines += [f"- Note: {note}"]
     if summary.get("notes"):
         lines.append("")
+    if summary.get("stage_seconds"):
+        times = summary["stage_seconds"]
+        lines += ["Wall seconds per stage (of the run that finished it):", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" if v is not None else f"| {k} | - |" for k, v in times.items()]
+        lines += [f"| total | {sum(v for v in times.values() if v is not None):.1f} |", ""]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
     lines += ["## Held-out completions side by side", ""]

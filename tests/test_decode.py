@@ -35,26 +35,41 @@ def model_and_prompts(request, tiny_model, toy_tokenizer):
     return model, [toy_tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts], toy_tokenizer
 
 
-def test_lean_step_logits_equal_the_models_forward(model_and_prompts):
+@pytest.mark.parametrize("prompt_set", ["different", "shared-prefix"])
+def test_lean_step_logits_equal_the_models_forward(model_and_prompts, prompt_set):
+    """Prefill and 40 steps (past a block boundary of the decoder's own buffers), with rows dropped
+    half way, against the model's forward over one cache holding each sample's whole sequence."""
     model, prompts, tok = model_and_prompts
     from r1lab.engine import left_pad
 
-    ids, mask = left_pad(prompts, tok.pad_token_id, "cpu")
+    if prompt_set == "shared-prefix":  # a common head (the template's, in training) and rests of 1-9 tokens
+        prompts = [prompts[2][:6] + p for p in prompts]
+    n = 2
+    lean = decode.LeanDecoder(model, prompts, n, tok.pad_token_id)
+    assert lean.C == (6 if prompt_set == "shared-prefix" else 0)  # the shared head computed once
+    # float32 on a CPU: the products run on oneDNN's prepacked weights wherever torch has that kernel
+    assert lean.layers[0][2].packed == decode.packed_linears_available(torch.device("cpu"))
+    ids, mask = left_pad([p for p in prompts for _ in range(n)], tok.pad_token_id, "cpu")
     position = (mask.cumsum(-1) - 1).clamp_min(0)
-    caches = [make_cache(model.config, ids.shape[1] + 40) for _ in range(2)]
+    cache = make_cache(model.config, ids.shape[1] + 40)
     with torch.no_grad():
-        for cache in caches:
-            model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, use_cache=True)
-    lean = decode.lean_decoder(model, caches[1])
-    assert lean is not None
-    tokens, pos = torch.tensor([5, 6, 7]), position[:, -1] + 1
-    for _ in range(40):  # past a block boundary of the decoder's cache
+        ref = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, use_cache=True).logits[:, -1]
+    scale = float(ref.abs().max())
+    # float32 sums over a few hundred terms in another order: ~1e-6 of the logits' scale
+    torch.testing.assert_close(lean.first_logits.repeat_interleave(n, 0), ref, rtol=1e-4, atol=1e-4 * scale)
+    tokens, pos = ref.argmax(-1), position[:, -1] + 1
+    torch.testing.assert_close(lean.next_position.repeat_interleave(n, 0), pos)
+    for step in range(40):
+        if step == 20:  # finished rows dropped: 1 and 4
+            keep = torch.tensor([i for i in range(len(tokens)) if i not in (1, 4)])
+            lean.select(keep)
+            cache.batch_select_indices(keep)
+            tokens, pos, mask = tokens[keep], pos[keep], mask[keep]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         with torch.no_grad():
-            ref = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=pos[:, None], cache=caches[0],
+            ref = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=pos[:, None], cache=cache,
                         use_cache=True).logits[:, -1]
-        got = lean.step(tokens, pos, mask)
-        # float32 sums over a few hundred terms in another order: ~1e-6 of the logits' scale
+        got = lean.step(tokens, pos)
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
         tokens, pos = ref.argmax(-1), pos + 1
 
@@ -82,8 +97,7 @@ def test_other_architectures_take_the_generic_path(toy_tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(toy_tokenizer), n_embd=32, n_layer=1, n_head=2)).eval()
-    cache = make_cache(model.config, 16)
-    assert decode.lean_decoder(model, cache) is None
+    assert not decode.lean_supported(model)
     out = generate(model, [[5, 6, 7]], 2, SamplingParams(5, 1.0), [1], toy_tokenizer.eos_token_id,
                    toy_tokenizer.pad_token_id)
     assert len(out.completions) == 2
@@ -97,3 +111,17 @@ def test_uniforms_drawn_in_chunks_are_the_per_step_stream():
         per_step = torch.stack([torch.rand(n, generator=one) for _ in range(steps)])
         chunk = torch.rand((steps, n), generator=torch.Generator().manual_seed(7))
         assert torch.equal(per_step, chunk)
+
+
+@pytest.mark.skipif(not decode.packed_linears_available(torch.device("cpu")), reason="no oneDNN linear in this torch")
+def test_prepacked_products_equal_f_linear_for_any_number_of_rows():
+    """Weights are packed for the batch's first size; rows dropped later give other sizes."""
+    torch.manual_seed(0)
+    w, b = torch.randn(96, 48), torch.randn(96)
+    for bias in (None, b):
+        packed = decode.Linear(w, bias, packed=True, rows=64)
+        for rows in (64, 37, 8, 1):
+            x = torch.randn(rows, 48)
+            ref = torch.nn.functional.linear(x, w, bias)
+            # float32 sums of 48 products in another order: ~1e-6 of the scale
+            torch.testing.assert_close(packed(x), ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))

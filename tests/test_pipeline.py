@@ -77,8 +77,15 @@ def test_pipeline_killed_and_resumed(tmp_path):
         for key in ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "helpfulness",
                     "harmless_rate", "general_accuracy"]:
             assert isinstance(row[key], float), key
+    # wall seconds of every stage, in the pipeline's order (the resumed stage: the run that finished it)
+    seconds = summary["stage_seconds"]
+    assert list(seconds)[:8] == ["r1-zero", "reward-models", "cold-start-data", "r1-cold-start", "r1-reasoning-rl",
+                                 "rejection-data", "r1-rejection-sft", "r1"]
+    assert list(seconds)[-1] == "eval-r1-distill-small" and len(seconds) == 16
+    assert all(isinstance(v, float) and v > 0 for v in seconds.values())
     report = (out / "report.md").read_text()
     assert "| r1 |" in report and "r1-zero-curves.png" in report
+    assert "| eval-r1 | " in report and "| total | " in report
     assert (out / "r1-reasoning-rl-curves.png").stat().st_size > 1000
     data = [json.loads(line) for line in (out / "cold-start-data" / "cold_start.jsonl").read_text().splitlines()]
     assert "few-shot long CoT" in {d["provenance"] for d in data}

@@ -49,7 +49,8 @@ class SFTConfig:
     weight_decay: float = opt(0.0, "AdamW weight decay")
     grad_clip: float = opt(1.0, "gradient norm clip (0 = off)")
     examples_per_step: int = opt(32, "examples per optimizer step")
-    pack_tokens: int = opt(2048, "tokens per packed row (examples are packed padding-free into rows)")
+    pack_tokens: int = opt(512, "tokens per packed row (examples are packed padding-free into rows; attention runs "
+                           "over the whole row under a block mask, so longer rows cost more than they save)")
     max_len: int = opt(512, "longest prompt + completion in tokens; a longer example is an error")
     template: str = opt("r1-zero", "prompt template: 'r1-zero', 'plain' or 'chat'")
     save_every: int = opt(0, "checkpoint every N steps (0 = only at the end)")
