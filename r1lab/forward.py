@@ -116,10 +116,13 @@ def completion_logits(model, seq: dict, rows: torch.Tensor | slice, amp) -> torc
             cache.batch_repeat_interleave(len(groups))
         out = model(input_ids=seq["ids"][first, :Lp], attention_mask=seq["attn"][first, :C + Lp],
                     position_ids=seq["pos"][first, :Lp], cache=cache, use_cache=True, logits_to_keep=1)
+        # index_select, not indexing: its backward adds the rows of a group in a fixed order, where
+        # indexing's backward (index_put_ with accumulate) made gradients differ from run to run
         row_group = row_group.to(on.device)
-        logits = out.logits[:, -1:][row_group]  # [b, 1, V]: predicts each row's first completion token
+        logits = out.logits[:, -1:].index_select(0, row_group)  # [b, 1, V]: predicts each row's first token
         if lc > 1:
-            cache.batch_select_indices(row_group)
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys.index_select(0, row_group), layer.values.index_select(0, row_group)
             out = model(input_ids=seq["ids"][on, Lp:Lp + lc - 1], attention_mask=seq["attn"][on, :C + Lp + lc - 1],
                         position_ids=seq["pos"][on, Lp:Lp + lc - 1], cache=cache, use_cache=True)
             logits = torch.cat([logits, out.logits], 1)
