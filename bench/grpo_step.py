@@ -89,7 +89,8 @@ def main() -> None:
             tokens.append(sum(len(c) for c in out.completions))
     total = statistics.median(rows["total"])
     print(f"GRPO step on {args.model}: {args.prompts} prompts x {args.group} samples, <= {args.max_new_tokens} new "
-          f"tokens, beta {args.beta}, {args.precision}, {torch.get_num_threads()} threads, shared prefix: {not args.no_share_prefix}")
+          f"tokens, beta {args.beta}, {args.precision}, {torch.get_num_threads()} threads, "
+          f"shared prefix: {not args.no_share_prefix}")
     print(f"{'phase':<16}{'median s':>10}{'share':>8}")
     for k, v in rows.items():
         m = statistics.median(v)

@@ -92,7 +92,7 @@ def generate(model, prompts: list[list[int]], n: int, params: SamplingParams, se
     was_training = model.training
     model.eval()
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    P, B = len(prompts), len(prompts) * n
+    B = len(prompts) * n
     ctx = autocast if autocast is not None else torch.autocast(device.type, enabled=False)
     lean = cache = mask = None
     if lean_decode and lean_supported(model):

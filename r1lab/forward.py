@@ -24,7 +24,7 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
 
 
 def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, device,
-              share_prefix: bool = True) -> dict:
+              share_prefix: bool = True, by_length: bool = True) -> dict:
     """Training tensors. With `share_prefix`, the token prefix shared by every prompt (the template's
     head) is kept apart and computed once per forward pass, and the rest of a prompt once for the
     consecutive rows that share it (a group); the rest of each prompt is left-padded after the prefix
@@ -32,7 +32,8 @@ def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_
 
     prefix [C], ids [B, Lp+Lc], attn [B, C+Lp+Lc], pos [B, Lp+Lc], targets [B, Lc], mask [B, Lc],
     completion_len [B] (on the CPU: it decides micro-batches), group [B] (the row's group, or None
-    without `share_prefix`: a full forward per row) and first_row [groups] (a row of each group).
+    without `share_prefix`: a full forward per row), first_row [groups] (a row of each group) and
+    by_length (how `micro_batches` forms the passes; False under FSDP2).
     """
     C = common_prefix_len(prompt_ids) if share_prefix else 0
     rest = [p[C:] for p in prompt_ids]
@@ -57,7 +58,8 @@ def sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_
     return {"prefix": torch.tensor(prompt_ids[0][:C], dtype=torch.long, device=device),
             "ids": ids.to(device), "attn": attn.to(device), "pos": positions.to(device),
             "targets": ids[:, Lp:].to(device), "mask": attn[:, C + Lp:].float().to(device), "Lc": Lc,
-            "completion_len": torch.tensor([len(c) for c in completion_ids]), "group": group, "first_row": first_row}
+            "completion_len": torch.tensor([len(c) for c in completion_ids]), "group": group, "first_row": first_row,
+            "by_length": by_length}
 
 
 def micro_batches(lengths: list[int], max_rows: int, by_length: bool = True) -> list[torch.Tensor]:
@@ -130,11 +132,11 @@ def completion_logits(model, seq: dict, rows: torch.Tensor | slice, amp) -> torc
 
 
 @torch.no_grad()
-def frozen_logprobs(model, seq: dict, micro: int, temperature: float, amp, by_length: bool = True) -> torch.Tensor:
+def frozen_logprobs(model, seq: dict, micro: int, temperature: float, amp) -> torch.Tensor:
     """Per-token log-probs [B, Lc] of a model that is not being trained (reference, pi_old); 0 past
     each row's completion."""
     out = torch.zeros(seq["targets"].shape, device=seq["targets"].device)
-    for rows in micro_batches(seq["completion_len"].tolist(), micro, by_length):
+    for rows in micro_batches(seq["completion_len"].tolist(), micro, seq["by_length"]):
         logits = completion_logits(model, seq, rows, amp)
         lp = token_logprobs(logits, cut(seq["targets"], rows, logits.shape[1]), temperature)
         out[rows.to(out.device), :lp.shape[1]] = lp

@@ -189,8 +189,9 @@ class Pipeline:
         self.dir(name).mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         fn()
-        self.mark_done(name, time.perf_counter() - start)
-        print(f"[pipeline] {name}: {self.seconds(name):.1f} s")
+        seconds = time.perf_counter() - start
+        self.mark_done(name, seconds)
+        print(f"[pipeline] {name}: {seconds:.1f} s")
 
     # ---- the run ----------------------------------------------------------------------------
     def run(self) -> dict:

@@ -116,7 +116,8 @@ def test_update_on_length_bucketed_micro_batches_equals_one_padded_batch(tiny_mo
     from r1lab.model import load_model
 
     tok = toy_tokenizer
-    prompts = [tok(render_prompt(q), add_special_tokens=False)["input_ids"] for q in ["what is 12 times 3", "cuánto es 4821 por 7"]]
+    prompts = [tok(render_prompt(q), add_special_tokens=False)["input_ids"]
+               for q in ["what is 12 times 3", "cuánto es 4821 por 7"]]
     comps = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in
              [" 36", " <think> 2 times 3 is 6 , 1 times 3 is 3 , so 36 </think> <answer> 36 </answer>", " 7", " <think> x"]]
     seq = sequences([p for p in prompts for _ in range(2)], comps, tok.pad_token_id, "cpu")

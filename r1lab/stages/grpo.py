@@ -427,12 +427,12 @@ def run_steps(run: Run, reward_schedule=None) -> dict:
         # one forward per micro-batch when the model is checkpointed or sharded (both need each
         # layer to run once per backward); otherwise the shared prompt prefix is computed once
         seq = sequences(batch.prompt_ids, batch.completion_ids, tokenizer.pad_token_id, device,
-                        share_prefix=not (cfg.activation_checkpointing or cfg.fsdp))
+                        share_prefix=not (cfg.activation_checkpointing or cfg.fsdp), by_length=not cfg.fsdp)
         mask = seq["mask"].clone()
         if cfg.overlong_filter:
             mask[torch.tensor(batch.truncated, device=device)] = 0.0
         ref_logp = reference_logprobs(run, seq)
-        old_logp = (frozen_logprobs(model, seq, cfg.micro_batch, cfg.temperature, amp, not cfg.fsdp)
+        old_logp = (frozen_logprobs(model, seq, cfg.micro_batch, cfg.temperature, amp)
                     if cfg.updates_per_batch > 1 else None)
         stats = _update(model, run.optimizer, seq, mask, advantages.to(device), old_logp, ref_logp, cfg, amp, world)
         run.scheduler.step()
@@ -470,8 +470,8 @@ def reference_logprobs(run: Run, seq: dict):
         return None
     if run.ref is None:
         with run.model.disable_adapter():
-            return frozen_logprobs(run.model, seq, cfg.micro_batch, cfg.temperature, run.amp, not cfg.fsdp)
-    return frozen_logprobs(run.ref, seq, cfg.micro_batch, cfg.temperature, run.amp, not cfg.fsdp)
+            return frozen_logprobs(run.model, seq, cfg.micro_batch, cfg.temperature, run.amp)
+    return frozen_logprobs(run.ref, seq, cfg.micro_batch, cfg.temperature, run.amp)
 
 
 def reset_reference(run: Run) -> None:
@@ -554,7 +554,7 @@ def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GR
     for update in range(cfg.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
         loss64 = 0.0
-        for rows in micro_batches(seq["completion_len"].tolist(), cfg.micro_batch, by_length=not cfg.fsdp):
+        for rows in micro_batches(seq["completion_len"].tolist(), cfg.micro_batch, seq["by_length"]):
             logits = completion_logits(model, seq, rows, amp)
             lc = logits.shape[1]
             logp = token_logprobs(logits, cut(seq["targets"], rows, lc), cfg.temperature)
