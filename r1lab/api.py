@@ -109,11 +109,12 @@ def export_world(out: str | Path) -> Path:
     return export(out)
 
 
-def run_pipeline(out: str | Path, config: str | Path | dict | None = None) -> dict:
+def run_pipeline(out: str | Path, config: str | Path | dict | None = None, jobs: int = 0) -> dict:
     """R1-Zero and the four-stage R1 pipeline into `out`; config: a YAML path, a dict of sections
     (as in r1lab/configs/pipeline.yaml, plus `model`, `language` and `data` for your model and data
-    files) or None for the embedded world's defaults. Returns the summary."""
+    files) or None for the embedded world's defaults; jobs: stages at a time (0: automatic, as
+    `r1lab pipeline --jobs`). Returns the summary."""
     from .pipeline import Pipeline, load_config
 
     cfg = dict(config, _path="config") if isinstance(config, dict) else load_config(config)
-    return Pipeline(out, cfg).run()
+    return Pipeline(out, cfg).run(jobs)

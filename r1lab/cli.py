@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--config", default=None, help="YAML file: base model, language identifier, data sources and "
                                                    "stage settings (default: the embedded world's, "
                                                    "r1lab/configs/pipeline.yaml)")
+    pl.add_argument("--jobs", type=int, default=0,
+                    help="stages run at a time, each in a worker process with its share of the CPU threads "
+                         "(default 0: 2 on a machine with no GPU and >= 2 CPU threads, outside torchrun; else 1)")
     ex = sub.add_parser("export-world", help="write the embedded world as data files and DIR/pipeline.yaml",
                         description="Write every data source of the embedded world (reasoning train and held-out "
                                     "sets, few-shot exemplars, general SFT data, refusals, preference pairs, "
@@ -167,7 +170,7 @@ def _run(args) -> int:
     if args.command == "pipeline":
         from .pipeline import Pipeline, load_config
 
-        Pipeline(args.out, load_config(args.config)).run()
+        Pipeline(args.out, load_config(args.config)).run(args.jobs)
         return 0
     if args.command == "export-world":
         from .api import export_world

@@ -186,34 +186,74 @@ class Pipeline:
             print(f"[pipeline] {name}: done, skipped")
             return
         print(f"[pipeline] {name}: running")
+        print(f"[pipeline] {name}: {self.run_stage(name, fn):.1f} s")
+
+    def run_stage(self, name: str, fn) -> float:
+        """Run one stage into its folder and mark it done; returns its wall seconds."""
         self.dir(name).mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         fn()
         seconds = time.perf_counter() - start
         self.mark_done(name, seconds)
-        print(f"[pipeline] {name}: {seconds:.1f} s")
+        return seconds
+
+    def plan(self) -> list[tuple[str, object, list[str], bool]]:
+        """(stage, function, the stages it reads, whether it runs alone) in the order one process runs
+        them. With jobs > 1 the stages that depend on the base model only (R1-Zero, the reward
+        models), distillation and the evaluations run side by side, each on its share of the CPU
+        threads; the R1 chain in between, which a second thread speeds up, runs alone on all."""
+        chain = [("r1-zero", self.r1_zero, [], False), ("reward-models", self.reward_models, [], False),
+                 ("cold-start-data", self.cold_start_data, ["r1-zero"], True),
+                 ("r1-cold-start", self.cold_start_sft, ["cold-start-data"], True),
+                 ("r1-reasoning-rl", self.reasoning_rl, ["r1-cold-start"], True),
+                 ("rejection-data", self.rejection_data, ["r1-reasoning-rl"], True),
+                 ("r1-rejection-sft", self.rejection_sft, ["rejection-data"], True),
+                 ("r1", self.rl_all, ["r1-rejection-sft", "reward-models"], True)]
+        if "distill" in self.cfg:
+            chain.append((DISTILLED, self.distill, ["r1"], False))
+        # every evaluation scores help and harmlessness with the reward models
+        return chain + [(f"eval-{name}", lambda n=name: self.evaluate(n), [name, "reward-models"], False)
+                        for name in self.models()]
+
+    def models(self) -> list[str]:
+        return MODELS + ([DISTILLED] if "distill" in self.cfg else [])
 
     # ---- the run ----------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, jobs: int = 0) -> dict:
+        """Every stage not done yet, then the report. jobs: stages run at a time, each in its own
+        worker process with its share of the CPU threads (0: `auto_jobs()`); 1 runs them here, in
+        order."""
+        if jobs < 0:
+            raise UserError(f"jobs must be >= 0 (0 = automatic), got {jobs}")
+        start = time.perf_counter()
         self.validate()
         self.out.mkdir(parents=True, exist_ok=True)
-        self.stage("r1-zero", self.r1_zero)
-        self.stage("reward-models", self.reward_models)
-        self.stage("cold-start-data", self.cold_start_data)
-        self.stage("r1-cold-start", self.cold_start_sft)
-        self.stage("r1-reasoning-rl", self.reasoning_rl)
-        self.stage("rejection-data", self.rejection_data)
-        self.stage("r1-rejection-sft", self.rejection_sft)
-        self.stage("r1", self.rl_all)
-        models = list(MODELS)
-        if "distill" in self.cfg:
-            self.stage(DISTILLED, self.distill)
-            models.append(DISTILLED)
-        for name in models:
-            self.stage(f"eval-{name}", lambda n=name: self.evaluate(n))
+        plan = self.plan()
+        jobs = jobs or auto_jobs()
+        if jobs == 1:
+            for name, fn, _, _ in plan:
+                self.stage(name, fn)
+        else:
+            import torch
+
+            from .lanes import run_graph
+
+            self.order = [name for name, _, _, _ in plan]
+            for name in self.order:
+                if self.done(name):
+                    print(f"[pipeline] {name}: done, skipped")
+            todo = [name for name in self.order if not self.done(name)]
+            threads = torch.get_num_threads()
+            print(f"[pipeline] {len(todo)} stages to run, up to {jobs} at a time on {threads} CPU threads")
+            run_graph(todo, {name: deps for name, _, deps, _ in plan}, _stage_runner, (str(self.out), self.cfg), jobs,
+                      threads, alone={name for name, _, _, alone in plan if alone},
+                      on_start=lambda name, n: print(f"[pipeline] {name}: running ({n} thread{'s' * (n > 1)})",
+                                                     flush=True),
+                      on_done=lambda name, seconds: print(f"[pipeline] {name}: {seconds:.1f} s", flush=True))
         from .report import write_report
 
-        return write_report(self.out, models, self.notes(), {name: self.seconds(name) for name in self.order})
+        return write_report(self.out, self.models(), self.notes(), {name: self.seconds(name) for name in self.order},
+                            {"jobs": jobs, "wall_seconds": round(time.perf_counter() - start, 1)})
 
     def validate(self) -> None:
         """Check every section against its stage's settings before any work starts."""
@@ -466,6 +506,25 @@ class Pipeline:
         data = {key: self.rows(key) or None for key in ("reasoning_eval", "general_eval", "harmful_eval")}
         result = evaluate_model(self.model(name), self.rm_dirs(), suite, self.seed, data, self.language_reward())
         write_json(folder / "eval.json", result)
+
+
+def auto_jobs() -> int:
+    """Stages at a time by default: 2 on a machine with no GPU and at least 2 CPU threads, outside
+    torchrun (there every process runs each stage together with the others); else 1."""
+    import os
+
+    import torch
+
+    if "RANK" in os.environ or torch.cuda.is_available() or torch.get_num_threads() < 2:
+        return 1
+    return 2
+
+
+def _stage_runner(out: str, cfg: dict):
+    """In a worker process: run(stage name) -> its wall seconds (lanes.run_graph's setup)."""
+    pipeline = Pipeline(out, cfg)
+    fns = {name: fn for name, fn, _, _ in pipeline.plan()}
+    return lambda name: pipeline.run_stage(name, fns[name])
 
 
 class Phased:

@@ -95,9 +95,10 @@ def harmless(texts: list[str], rows: list[dict], safety_rm_dir=None) -> tuple[li
 
 
 def write_report(out: Path, models: list[str], notes: list[str] | None = None,
-                 stage_seconds: dict[str, float | None] | None = None) -> dict:
+                 stage_seconds: dict[str, float | None] | None = None, run: dict | None = None) -> dict:
     """summary.json and report.md from the stages' folders; `notes`: what the run left out or was given
-    in place of a stage (stated in both); `stage_seconds`: wall seconds of each stage, in order."""
+    in place of a stage (stated in both); `stage_seconds`: wall seconds of each stage, in order; `run`:
+    {"jobs": stages at a time, "wall_seconds": of the invocation that finished the run}."""
     out = Path(out)
     evals = {m: json.loads((out / m / "eval.json").read_text()) for m in models if (out / m / "eval.json").is_file()}
     summary = {"models": {m: {k: e.get(k) for k in KEYS + ["k", "n_problems"]} for m, e in evals.items()}}
@@ -108,6 +109,8 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
         summary["notes"] = list(notes)
     if stage_seconds:
         summary["stage_seconds"] = dict(stage_seconds)
+    if run:
+        summary["run"] = dict(run)
     for name in ("helpfulness", "safety"):
         rm = out / "reward-models" / name / "rm.json"
         if rm.is_file():
@@ -182,6 +185,10 @@ def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
         lines += ["Wall seconds per stage (of the run that finished it):", "", "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" if v is not None else f"| {k} | - |" for k, v in times.items()]
         lines += [f"| total | {sum(v for v in times.values() if v is not None):.1f} |", ""]
+        if summary.get("run"):
+            r = summary["run"]
+            lines += [f"The invocation that finished the run: {r['wall_seconds']:.1f} s wall, up to {r['jobs']} "
+                      "stage(s) at a time (the total above adds stages that ran side by side).", ""]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
     lines += ["## Held-out completions side by side", ""]
