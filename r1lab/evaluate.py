@@ -9,6 +9,10 @@ Metrics over held-out problems:
   language_consistency  share of target-language words in the chain of thought (when the
                    examples carry a "lang")
   mean_length      completion tokens per sample
+  reflection_rate  share of samples whose reasoning checks itself ("wait", "let me check", ...)
+  corrected_rate   share where a check changed an intermediate result (rewards/parse.py, `reflection`)
+  pass@1_checked, pass@1_unchecked   pass@1 of the samples with and without a check (None: no such sample)
+  pass@1_by_level, cons@k_by_level   the same per difficulty level, when the examples carry a "level"
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 
 from .engine import SamplingParams, generate, sample
 from .model import decode_completions
-from .rewards.parse import parse_number, parse_response
+from .rewards.parse import parse_number, parse_response, reflection
 from .rewards.rules import answer_accuracy
 from .rewards.verifiers import verify
 from .template import render_prompt
@@ -106,14 +110,17 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
                   language_fn=None) -> dict:
     """All metrics from k samples per example (texts grouped by example)."""
     n = len(examples)
-    correct, fmt, loose, langs = [], [], [], []
+    correct, fmt, loose, langs, looks = [], [], [], [], []
     pass_k = {j: 0.0 for j in sorted({1, k} | {2 ** i for i in range(1, 7) if 2 ** i < k})}
     cons = 0
+    by_level: dict[str, list[float]] = {}  # level -> [right samples, samples, right votes, problems]
     for i, ex in enumerate(examples):
         group = texts[i * k:(i + 1) * k]
         parsed = [parse_response(t) for t in group]
         ok = [verify(p.answer, ex) for p in parsed]
         correct.extend(ok)
+        looks.extend(reflection(t) for t in group)
+        voted_right = False
         fmt.extend(p.well_formed for p in parsed)
         loose.extend(answer_accuracy(t, ex) for t in group)
         for j in pass_k:
@@ -121,7 +128,14 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
         voted = majority_vote([canonical_answer(p.answer) for p in parsed])
         if voted is not None:
             winner = next(p.answer for p in parsed if canonical_answer(p.answer) == voted)
-            cons += verify(winner, ex)
+            voted_right = verify(winner, ex)
+            cons += voted_right
+        if ex.get("level") is not None:
+            tally = by_level.setdefault(str(ex["level"]), [0, 0, 0, 0])
+            tally[0] += sum(ok)
+            tally[1] += k
+            tally[2] += voted_right
+            tally[3] += 1
         if language_fn is not None and ex.get("lang"):
             langs.extend(v for v in language_fn(group, [ex] * k) if v is not None)
     metrics = {
@@ -135,6 +149,18 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
         "n_problems": n,
     }
     metrics.update({f"pass@{j}": v / max(1, n) for j, v in pass_k.items() if j > 1})
+    checked = [ok for ok, look in zip(correct, looks) if look.checked]
+    unchecked = [ok for ok, look in zip(correct, looks) if not look.checked]
+    metrics.update({
+        "reflection_rate": len(checked) / max(1, len(looks)),
+        "corrected_rate": sum(look.corrected for look in looks) / max(1, len(looks)),
+        "pass@1_checked": sum(checked) / len(checked) if checked else None,
+        "pass@1_unchecked": sum(unchecked) / len(unchecked) if unchecked else None,
+    })
+    if by_level:
+        levels = sorted(by_level, key=lambda v: (len(v), v))  # numeric levels in numeric order
+        metrics["pass@1_by_level"] = {v: by_level[v][0] / by_level[v][1] for v in levels}
+        metrics["cons@k_by_level"] = {v: by_level[v][2] / by_level[v][3] for v in levels}
     if langs:
         metrics["language_consistency"] = sum(langs) / len(langs)
     return metrics
@@ -150,7 +176,19 @@ def evaluate(model, tokenizer, examples: list[dict], cfg: EvalConfig, autocast=N
     if keep_samples:
         metrics["samples"] = [{"prompt": ex["prompt"], "answer": ex["answer"], "completion": texts[i * cfg.k]}
                               for i, ex in enumerate(examples[:keep_samples])]
+        aha = aha_sample(texts, examples, cfg.k)
+        if aha:
+            metrics["aha_sample"] = aha
     return metrics
+
+
+def aha_sample(texts: list[str], examples: list[dict], k: int) -> dict | None:
+    """The first right sample whose reasoning caught an error and corrected it (None: there is none)."""
+    for i, text in enumerate(texts):
+        ex = examples[i // k]
+        if reflection(text).corrected and verify(parse_response(text).answer, ex):
+            return {"prompt": ex["prompt"], "answer": ex["answer"], "completion": text, "level": ex.get("level")}
+    return None
 
 
 def evaluate_folders(models: dict[str, str], task, cfg: EvalConfig, keep_samples: int = 0) -> dict:

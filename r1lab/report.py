@@ -19,6 +19,9 @@ from .checkpoint import write_json
 
 KEYS = ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "helpfulness", "harmless_rate",
         "general_accuracy"]
+# reflection and difficulty (evaluate.py): in summary.json and a second table of the report
+REFLECTION_KEYS = ["reflection_rate", "corrected_rate", "pass@1_checked", "pass@1_unchecked", "pass@1_by_level",
+                   "cons@k_by_level"]
 
 
 def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | None = None,
@@ -101,7 +104,8 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     {"jobs": stages at a time, "wall_seconds": of the invocation that finished the run}."""
     out = Path(out)
     evals = {m: json.loads((out / m / "eval.json").read_text()) for m in models if (out / m / "eval.json").is_file()}
-    summary = {"models": {m: {k: e.get(k) for k in KEYS + ["k", "n_problems"]} for m, e in evals.items()}}
+    summary = {"models": {m: {k: e.get(k) for k in KEYS + REFLECTION_KEYS + ["k", "n_problems"]}
+                          for m, e in evals.items()}}
     judged = next((e["judged_by"] for e in evals.values() if e.get("judged_by")), None)
     if judged:
         summary["judged_by"] = judged
@@ -133,6 +137,18 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def reflection_table(summary: dict) -> str:
+    def cell(v):
+        if isinstance(v, dict):
+            return " ".join(f"{level}: {x:.3f}" for level, x in v.items())
+        return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+
+    lines = ["| model | " + " | ".join(REFLECTION_KEYS) + " |", "|---|" + "---|" * len(REFLECTION_KEYS)]
+    lines += [f"| {m} | " + " | ".join(cell(row.get(k)) for k in REFLECTION_KEYS) + " |"
+              for m, row in summary["models"].items()]
+    return "\n".join(lines)
+
+
 def plot_rl_stages(out: Path) -> list[str]:
     """PNG per RL stage: reward, accuracy, length, language consistency and KL over steps."""
     import matplotlib
@@ -144,7 +160,8 @@ def plot_rl_stages(out: Path) -> list[str]:
 
     made = []
     panels = [("reward", "reward"), ("accuracy", "accuracy"), ("len_mean", "mean length (tokens)"),
-              ("reward_language", "language consistency"), ("kl", "KL to reference")]
+              ("reflection_rate", "share of samples that check"), ("reward_language", "language consistency"),
+              ("kl", "KL to reference")]
     for stage in ("r1-zero", "r1-reasoning-rl", "r1"):
         path = out / stage / "metrics.jsonl"
         if not path.is_file():
@@ -170,7 +187,10 @@ def plot_rl_stages(out: Path) -> list[str]:
 
 def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
     lines = ["# R1 pipeline report", "", "Held-out evaluation of every stage's model "
-             "(reasoning: temperature 0.6, top-p 0.95, k samples per problem).", "", table(summary), ""]
+             "(reasoning: temperature 0.6, top-p 0.95, k samples per problem).", "", table(summary), "",
+             "Reflection and difficulty: share of samples whose reasoning checks itself, share where a check "
+             "changed a step, pass@1 of samples with and without a check, pass@1 / cons@k by level:", "",
+             reflection_table(summary), ""]
     if "reward_models" in summary:
         lines += ["Reward models (held-out accuracy): " + ", ".join(
             f"{k} {v['held_out_accuracy']:.3f}" for k, v in summary["reward_models"].items()), ""]
@@ -191,6 +211,11 @@ def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
                       "stage(s) at a time (the total above adds stages that ran side by side).", ""]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
+    aha = next(((m, evals[m]["aha_sample"]) for m in ("r1-zero", *evals) if evals.get(m, {}).get("aha_sample")), None)
+    if aha:
+        m, a = aha
+        lines += ["## A check that caught an error", "", f"**Q:** {a['prompt']} (answer {a['answer']}), *{m}*:", "",
+                  f"`{a['completion'].strip()}`", ""]
     lines += ["## Held-out completions side by side", ""]
     for i in range(3):
         names = [m for m in ("base", "r1-zero", "r1") if m in evals and len(evals[m].get("samples", [])) > i]

@@ -33,7 +33,8 @@ def test_zero_end_to_end_tiny(tmp_path, tiny_model_dir):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1]
     for key in ["reward", "reward_accuracy", "reward_format", "loss", "accuracy", "format", "len_mean", "len_max",
-                "truncated", "zero_std", "kl", "clip_frac", "entropy", "grad_norm", "lr", "t_gen", "t_reward", "t_train"]:
+                "truncated", "zero_std", "kl", "clip_frac", "entropy", "grad_norm", "lr", "t_gen", "t_reward", "t_train",
+                "reflection_rate"]:
         assert key in rows[0], key
     ev = json.loads((out / "eval.json").read_text())
     for name in ["base", "final"]:

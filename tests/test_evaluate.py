@@ -45,3 +45,52 @@ def test_score_samples():
     assert m["answer_accuracy"] == 5 / 8  # last number, format ignored: a has 3, b has 2
     assert m["mean_length"] == 10 and m["k"] == 4 and m["n_problems"] == 2
     assert m["pass@4"] == 1.0 and math.isclose(m["pass@2"], (pass_at_k(4, 2, 2) + pass_at_k(4, 1, 2)) / 2)
+
+
+def test_reflection_finds_checks_and_corrections_in_the_reasoning_only():
+    from r1lab.rewards.parse import reflection
+
+    slip = "<think> 314 : 4 times 7 is 28 , plus 0 is 29 , wait , plus 0 is 28 , write 8 carry 2 . </think> <answer> 2198 </answer>"
+    assert reflection(slip) == (True, True)
+    es = "<think> 4 por 7 son 27 , espera , 4 por 7 son 28 , más 0 son 28 </think> <answer> 28 </answer>"
+    assert reflection(es) == (True, True)
+    same = "<think> 4 times 7 is 28 , wait , 4 times 7 is 28 , plus 0 is 28 </think> <answer> 28 </answer>"
+    assert reflection(same) == (True, False)  # a second look that changed nothing
+    check = "<think> so the answer is 2198 . let me check : 2198 divided by 7 is 314 . </think> <answer> 2198 </answer>"
+    assert reflection(check) == (True, False)
+    plain = "<think> 4 times 7 is 28 , plus 0 is 28 , write 8 carry 2 </think> <answer> 28 </answer>"
+    assert reflection(plain) == (False, False)
+    assert reflection("<think> 4 times 7 is 28 </think> <answer> 27 , wait , 28 </answer>") == (False, False)
+    assert reflection("4 times 7 is 27 , wait , 4 times 7 is 28") == (True, True)  # no tags: the whole text
+    assert reflection("a wait " * 5000) == (False, False)  # over the parser's cap: not read
+    assert reflection("<think> await the waiter </think>") == (False, False)  # whole words only
+
+
+def test_score_samples_reflection_and_levels():
+    ex = [{"prompt": "a", "answer": "28", "level": 3}, {"prompt": "b", "answer": "35", "level": 10}]
+    checked_right = "<think> 4 times 7 is 27 , wait , 4 times 7 is 28 </think> <answer> 28 </answer>"
+    checked_wrong = "<think> let me check : 5 times 7 is 36 </think> <answer> 36 </answer>"
+    texts = [checked_right, checked_right, "<think> 4 times 7 is 28 </think> <answer> 28 </answer>",
+             "<think> 4 times 7 is 29 </think> <answer> 29 </answer>",          # a: 3 of 4 right, vote 28
+             checked_wrong, "<think> 5 times 7 is 35 </think> <answer> 35 </answer>",
+             checked_wrong, "<think> x </think> <answer> 34 </answer>"]       # b: 1 of 4 right, vote 36
+    m = score_samples(texts, [10] * 8, ex, k=4)
+    assert m["reflection_rate"] == 4 / 8 and m["corrected_rate"] == 2 / 8
+    assert m["pass@1_checked"] == 2 / 4 and m["pass@1_unchecked"] == 2 / 4
+    assert m["pass@1_by_level"] == {"3": 0.75, "10": 0.25}  # numeric order, keyed by level
+    assert list(m["pass@1_by_level"]) == ["3", "10"]
+    assert m["cons@k_by_level"] == {"3": 1.0, "10": 0.0}
+    plain = score_samples(["<answer> 6 </answer>"], [3], [{"prompt": "c", "answer": "6"}], k=1)
+    assert "pass@1_by_level" not in plain and plain["pass@1_checked"] is None and plain["reflection_rate"] == 0
+
+
+def test_aha_sample_is_the_first_right_sample_that_corrected_itself():
+    from r1lab.evaluate import aha_sample
+
+    ex = [{"prompt": "a", "answer": "28"}, {"prompt": "b", "answer": "35", "level": 2}]
+    wrong_fix = "<think> 4 times 7 is 27 , wait , 4 times 7 is 29 </think> <answer> 29 </answer>"
+    right_fix = "<think> 5 times 7 is 36 , wait , 5 times 7 is 35 </think> <answer> 35 </answer>"
+    right_plain = "<think> 4 times 7 is 28 </think> <answer> 28 </answer>"
+    assert aha_sample([wrong_fix, right_plain, right_fix, right_fix], ex, k=2) == {
+        "prompt": "b", "answer": "35", "completion": right_fix, "level": 2}
+    assert aha_sample([wrong_fix, right_plain], ex[:1], k=2) is None

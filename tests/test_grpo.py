@@ -138,3 +138,20 @@ def test_update_on_length_bucketed_micro_batches_equals_one_padded_batch(tiny_mo
     # float32 sums over ~100 terms, in another order: relative rounding ~1e-7, bound 1e-5
     assert abs(stats["loss"] - float(loss)) <= 1e-5 * max(1.0, abs(float(loss)))
     assert (bucketed - padded).abs().max() <= 1e-5 * padded.abs().max()
+
+
+def test_step_metrics_give_the_share_of_samples_that_check_themselves():
+    from r1lab.stages.grpo import Batch, _step_metrics, summarize
+
+    texts = ["<think> 4 times 7 is 27 , wait , 4 times 7 is 28 </think> <answer> 28 </answer>",
+             "<think> 4 times 7 is 28 </think> <answer> 28 </answer>",
+             "<think> let me check : 28 divided by 7 is 4 </think> <answer> 28 </answer>",
+             "<answer> 28 </answer>"]
+    batch = Batch(examples=[{"answer": "28"}] * 4, prompt_ids=[[1]] * 4, completion_ids=[[2]] * 4, texts=texts,
+                  truncated=[False] * 4, rewards=torch.tensor([1.0, 1.0, 1.0, 0.5]), parts={})
+
+    class Opt:
+        param_groups = [{"lr": 1.0}]
+
+    row = _step_metrics([summarize(batch, 2)], {}, Opt(), 0.0)
+    assert row["reflection_rate"] == 0.5

@@ -108,8 +108,9 @@ def test_pipeline_killed_and_resumed(tmp_path):
                                        "r1-distill-small"]
     for row in summary["models"].values():
         for key in ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "helpfulness",
-                    "harmless_rate", "general_accuracy"]:
+                    "harmless_rate", "general_accuracy", "reflection_rate", "corrected_rate"]:
             assert isinstance(row[key], float), key
+        assert row["pass@1_by_level"] and set(row["pass@1_by_level"]) <= {"3", "4"}  # digits to multiply
     # wall seconds of every stage, in the pipeline's order (the resumed stage: the run that finished it)
     seconds = summary["stage_seconds"]
     assert list(seconds)[:8] == ["r1-zero", "reward-models", "cold-start-data", "r1-cold-start", "r1-reasoning-rl",
@@ -117,7 +118,7 @@ def test_pipeline_killed_and_resumed(tmp_path):
     assert list(seconds)[-1] == "eval-r1-distill-small" and len(seconds) == 16
     assert all(isinstance(v, float) and v > 0 for v in seconds.values())
     report = (out / "report.md").read_text()
-    assert "| r1 |" in report and "r1-zero-curves.png" in report
+    assert "| r1 |" in report and "r1-zero-curves.png" in report and "| reflection_rate |" in report
     assert "| eval-r1 | " in report and "| total | " in report
     assert (out / "r1-reasoning-rl-curves.png").stat().st_size > 1000
     data = [json.loads(line) for line in (out / "cold-start-data" / "cold_start.jsonl").read_text().splitlines()]

@@ -66,7 +66,7 @@ def test_none_adds_nothing_and_is_left_out_of_the_mean():
     s = score(["a", "b", "c", "d"], exs, {"half": 2.0}, {"half": half})
     assert s.total == [2.0, 0.0, 2.0, 0.0] and s.parts["half"] == [1.0, None, 1.0, None] and s.errors == 0
     summary = {"rewards": s.total, "parts": s.parts, "lengths": [1] * 4, "truncated": [False] * 4, "errors": 0,
-               "t_gen": 0.0, "t_reward": 0.0, "zero_std": [False, False]}
+               "t_gen": 0.0, "t_reward": 0.0, "zero_std": [False, False], "checked": [False] * 4}
 
     class Opt:
         param_groups = [{"lr": 1.0}]

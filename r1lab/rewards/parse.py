@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 MAX_CHARS = 20_000  # a longer completion is not parsed at all: it has no answer and no format
 MAX_NUMBER_CHARS = 64  # longer digit strings are not numbers we compare (and would be slow to)
@@ -121,3 +122,44 @@ def last_number(text: str) -> Fraction | None:
 def words(text: str) -> list[str]:
     """Lower-case words (letters only) of a text, capped."""
     return re.findall(r"[^\W\d_]+", text[:MAX_CHARS].lower()) if isinstance(text, str) else []
+
+
+# Words with which a chain of thought re-checks itself (the paper's "wait, wait... that's an aha moment";
+# the embedded world's "wait , ..." / "espera , ..." and "let me check : ..."). A correction marker
+# announces a step written again; a check marker any second look.
+CORRECTION_MARKERS = ("wait", "espera")
+CHECK_MARKERS = CORRECTION_MARKERS + ("let me check", "déjame comprobar", "verify", "double-check", "recheck",
+                                      "re-check", "check again")
+_CHECK = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CHECK_MARKERS) + r")\b", re.IGNORECASE)
+_CORRECTION = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CORRECTION_MARKERS) + r")\b", re.IGNORECASE)
+
+
+class Reflection(NamedTuple):
+    checked: bool  # the reasoning takes a second look at least once
+    corrected: bool  # a correction marker stands between two different values of the same step
+
+
+def reflection(text: str) -> Reflection:
+    """Whether a completion's reasoning (its <think> part, else the whole text) checks itself, and
+    whether a check changed an intermediate result: the number just before a correction marker
+    differs from the last number of the clause just after it ("4 por 7 son 27 , espera , 4 por 7 son
+    28 ,").
+
+    >>> reflection("<think> 4 times 7 is 27 , wait , 4 times 7 is 28 , plus 0 is 28 </think>")
+    Reflection(checked=True, corrected=True)
+    >>> reflection("<think> 4 times 7 is 28 , wait , 4 times 7 is 28 </think>").corrected
+    False
+    """
+    if not isinstance(text, str) or len(text) > MAX_CHARS:
+        return Reflection(False, False)
+    think = parse_response(text).think
+    body = think if think is not None else text
+    if not _CHECK.search(body):
+        return Reflection(False, False)
+    for m in _CORRECTION.finditer(body):
+        before = _NUMBER.findall(body[max(0, m.start() - 40):m.start()])
+        after = re.split(r"[,.;]", body[m.end():m.end() + 80].lstrip(" ,:"), maxsplit=1)[0]
+        later = _NUMBER.findall(after)
+        if before and later and before[-1] != later[-1]:
+            return Reflection(True, True)
+    return Reflection(True, False)

@@ -590,7 +590,10 @@ def _update(model, optimizer, seq, mask, advantages, old_logp, ref_logp, cfg: GR
 
 def summarize(batch: Batch, G: int) -> dict:
     """What the step's metrics need from one process's batch (small, to gather across processes)."""
+    from ..rewards.parse import reflection
+
     return {"rewards": batch.rewards.tolist(), "parts": batch.parts, "lengths": [len(c) for c in batch.completion_ids],
+            "checked": [reflection(t).checked for t in batch.texts],
             "truncated": batch.truncated, "errors": batch.reward_errors, "t_gen": batch.t_gen,
             "t_reward": batch.t_reward,
             "zero_std": [float(batch.rewards[g * G:(g + 1) * G].std()) < 1e-6 for g in range(len(batch.rewards) // G)]}
@@ -600,6 +603,7 @@ def _step_metrics(parts: list[dict], train_stats: dict, optimizer, t_train) -> d
     """One row of metrics.jsonl from the gathered summaries of every process."""
     cat = lambda key: [x for p in parts for x in p[key]]  # noqa: E731
     rewards, lengths, truncated, zero_std = cat("rewards"), cat("lengths"), cat("truncated"), cat("zero_std")
+    checked = cat("checked")
     row = {"reward": sum(rewards) / len(rewards)}
     for name in parts[0]["parts"]:  # the mean over the samples the reward applies to (None: it does not)
         values = [x for p in parts for x in p["parts"][name] if x is not None]
@@ -612,6 +616,7 @@ def _step_metrics(parts: list[dict], train_stats: dict, optimizer, t_train) -> d
     row.update(train_stats)
     row.update({"len_mean": sum(lengths) / len(lengths), "len_max": float(max(lengths)),
                 "truncated": sum(truncated) / len(truncated), "zero_std": sum(zero_std) / len(zero_std),
+                "reflection_rate": sum(checked) / len(checked),
                 "reward_errors": sum(p["errors"] for p in parts), "lr": optimizer.param_groups[0]["lr"],
                 "t_gen": max(p["t_gen"] for p in parts), "t_reward": max(p["t_reward"] for p in parts),
                 "t_train": t_train})

@@ -41,9 +41,10 @@ class Problem:
         return PHRASES[self.lang][key].format(a=self.a, m=self.m)
 
     def example(self) -> dict:
-        """The problem as a task example (the dict every reward and verifier takes)."""
+        """The problem as a task example (the dict every reward and verifier takes); its difficulty
+        level is the number of digits to multiply."""
         return {"prompt": self.question(), "answer": str(self.answer), "lang": self.lang,
-                "kind": "reasoning", "verifier": "number"}
+                "kind": "reasoning", "verifier": "number", "level": len(str(self.a))}
 
 
 def is_held_out(a: int, m: int) -> bool:
