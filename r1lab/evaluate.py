@@ -120,12 +120,12 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
         ok = [verify(p.answer, ex) for p in parsed]
         correct.extend(ok)
         looks.extend(reflection(t) for t in group)
-        voted_right = False
         fmt.extend(p.well_formed for p in parsed)
         loose.extend(answer_accuracy(t, ex) for t in group)
         for j in pass_k:
             pass_k[j] += pass_at_k(k, sum(ok), j)
         voted = majority_vote([canonical_answer(p.answer) for p in parsed])
+        voted_right = False
         if voted is not None:
             winner = next(p.answer for p in parsed if canonical_answer(p.answer) == voted)
             voted_right = verify(winner, ex)

@@ -128,24 +128,15 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     return summary
 
 
-def table(summary: dict) -> str:
-    models = summary["models"]
-    lines = ["| model | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
-    for m, row in models.items():
-        cells = [f"{row[k]:.3f}" if isinstance(row.get(k), (int, float)) else "-" for k in KEYS]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def reflection_table(summary: dict) -> str:
+def table(summary: dict, keys: list[str] = KEYS) -> str:
+    """A markdown table of `keys` per model (numbers to 3 places, per-level dicts as level: value)."""
     def cell(v):
         if isinstance(v, dict):
             return " ".join(f"{level}: {x:.3f}" for level, x in v.items())
         return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
 
-    lines = ["| model | " + " | ".join(REFLECTION_KEYS) + " |", "|---|" + "---|" * len(REFLECTION_KEYS)]
-    lines += [f"| {m} | " + " | ".join(cell(row.get(k)) for k in REFLECTION_KEYS) + " |"
-              for m, row in summary["models"].items()]
+    lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    lines += [f"| {m} | " + " | ".join(cell(row.get(k)) for k in keys) + " |" for m, row in summary["models"].items()]
     return "\n".join(lines)
 
 
@@ -190,7 +181,7 @@ def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
              "(reasoning: temperature 0.6, top-p 0.95, k samples per problem).", "", table(summary), "",
              "Reflection and difficulty: share of samples whose reasoning checks itself, share where a check "
              "changed a step, pass@1 of samples with and without a check, pass@1 / cons@k by level:", "",
-             reflection_table(summary), ""]
+             table(summary, REFLECTION_KEYS), ""]
     if "reward_models" in summary:
         lines += ["Reward models (held-out accuracy): " + ", ".join(
             f"{k} {v['held_out_accuracy']:.3f}" for k, v in summary["reward_models"].items()), ""]
