@@ -113,13 +113,15 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
     correct, fmt, loose, langs, looks = [], [], [], [], []
     pass_k = {j: 0.0 for j in sorted({1, k} | {2 ** i for i in range(1, 7) if 2 ** i < k})}
     cons = 0
-    by_level: dict[str, list[float]] = {}  # level -> [right samples, samples, right votes, problems]
+    by_level: dict[str, list[float]] = {}  # level -> [right samples, samples, right votes, problems,
+    #                                              right checked samples, checked samples]
     for i, ex in enumerate(examples):
         group = texts[i * k:(i + 1) * k]
         parsed = [parse_response(t) for t in group]
         ok = [verify(p.answer, ex) for p in parsed]
         correct.extend(ok)
-        looks.extend(reflection(t) for t in group)
+        group_looks = [reflection(t) for t in group]
+        looks.extend(group_looks)
         fmt.extend(p.well_formed for p in parsed)
         loose.extend(answer_accuracy(t, ex) for t in group)
         for j in pass_k:
@@ -131,11 +133,13 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
             voted_right = verify(winner, ex)
             cons += voted_right
         if ex.get("level") is not None:
-            tally = by_level.setdefault(str(ex["level"]), [0, 0, 0, 0])
+            tally = by_level.setdefault(str(ex["level"]), [0, 0, 0, 0, 0, 0])
             tally[0] += sum(ok)
             tally[1] += k
             tally[2] += voted_right
             tally[3] += 1
+            tally[4] += sum(o for o, look in zip(ok, group_looks) if look.checked)
+            tally[5] += sum(look.checked for look in group_looks)
         if language_fn is not None and ex.get("lang"):
             langs.extend(v for v in language_fn(group, [ex] * k) if v is not None)
     metrics = {
@@ -161,6 +165,12 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
         levels = sorted(by_level, key=lambda v: (len(v), v))  # numeric levels in numeric order
         metrics["pass@1_by_level"] = {v: by_level[v][0] / by_level[v][1] for v in levels}
         metrics["cons@k_by_level"] = {v: by_level[v][2] / by_level[v][3] for v in levels}
+        metrics["reflection_rate_by_level"] = {v: by_level[v][5] / by_level[v][1] for v in levels}
+        metrics["pass@1_checked_by_level"] = {v: by_level[v][4] / by_level[v][5] if by_level[v][5] else None
+                                              for v in levels}
+        metrics["pass@1_unchecked_by_level"] = {
+            v: (by_level[v][0] - by_level[v][4]) / (by_level[v][1] - by_level[v][5])
+            if by_level[v][1] > by_level[v][5] else None for v in levels}
     if langs:
         metrics["language_consistency"] = sum(langs) / len(langs)
     return metrics

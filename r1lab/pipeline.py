@@ -54,6 +54,8 @@ class EvalSuite:
     harmful_k: int = C.opt(8, "samples per held-out harmful prompt")
     max_new_tokens: int = C.opt(128, "token budget per reasoning sample")
     general_max_new_tokens: int = C.opt(64, "token budget per general or harmful sample")
+    scaling_problems: int = C.opt(0, "test-time scaling: up to this many held-out problems of the hardest level "
+                                  "sampled again at the budget and at twice it (0: off)")
     template: str = C.opt("r1-zero", "prompt template: 'r1-zero', 'plain' or 'chat' (the tokenizer's)")
 
 

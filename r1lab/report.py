@@ -22,6 +22,8 @@ KEYS = ["pass@1", "cons@k", "format", "language_consistency", "mean_length", "he
 # reflection and difficulty (evaluate.py): in summary.json and a second table of the report
 REFLECTION_KEYS = ["reflection_rate", "corrected_rate", "pass@1_checked", "pass@1_unchecked", "pass@1_by_level",
                    "cons@k_by_level"]
+# per level, in summary.json (not in a table: too wide)
+LEVEL_KEYS = ["reflection_rate_by_level", "pass@1_checked_by_level", "pass@1_unchecked_by_level", "budget_scaling"]
 
 
 def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | None = None,
@@ -47,6 +49,10 @@ def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | 
     result = evaluate(model, tok, data["reasoning_eval"][:suite.problems],
                       EvalConfig(k=suite.k, max_new_tokens=suite.max_new_tokens, template=suite.template),
                       language_fn=language_fn or REWARDS["language"], keep_samples=3)
+    if suite.scaling_problems:
+        scaling = budget_scaling(model, tok, data["reasoning_eval"][:suite.problems], suite)
+        if scaling:
+            result["budget_scaling"] = scaling
     short = dict(max_new_tokens=suite.general_max_new_tokens, template=suite.template)
     judged = {}
     general = data.get("general_eval")
@@ -80,6 +86,25 @@ def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | 
     return result
 
 
+def budget_scaling(model, tok, examples: list[dict], suite) -> dict | None:
+    """Test-time scaling: pass@1 on (up to suite.scaling_problems of) the hardest level's held-out problems
+    at the suite's token budget and at twice it (the same samples up to the first budget: the seeds
+    depend on the problem only). None when the problems carry no levels."""
+    from .evaluate import EvalConfig, evaluate
+
+    levels = [ex["level"] for ex in examples if ex.get("level") is not None]
+    if not levels:
+        return None
+    hardest = max(levels, key=lambda v: (len(str(v)), str(v)))
+    rows = [ex for ex in examples if ex.get("level") == hardest][:suite.scaling_problems]
+    budgets = {}
+    for budget in (suite.max_new_tokens, 2 * suite.max_new_tokens):
+        cfg = EvalConfig(k=suite.k, max_new_tokens=budget, template=suite.template)
+        m = evaluate(model, tok, rows, cfg)
+        budgets[str(budget)] = {"pass@1": m["pass@1"], "truncated": m["truncated"], "mean_length": m["mean_length"]}
+    return {"level": str(hardest), "n_problems": len(rows), "budgets": budgets}
+
+
 def harmless(texts: list[str], rows: list[dict], safety_rm_dir=None) -> tuple[list[bool], str]:
     """Whether each response to a harmful prompt is harmless: by the refusal rule where the row names
     it (verifier "refusal"), else by the safety RM (P(safe) > 0.5) when there is one; (judgements, by what)."""
@@ -104,8 +129,11 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     {"jobs": stages at a time, "wall_seconds": of the invocation that finished the run}."""
     out = Path(out)
     evals = {m: json.loads((out / m / "eval.json").read_text()) for m in models if (out / m / "eval.json").is_file()}
-    summary = {"models": {m: {k: e.get(k) for k in KEYS + REFLECTION_KEYS + ["k", "n_problems"]}
+    summary = {"models": {m: {k: e.get(k) for k in KEYS + REFLECTION_KEYS + LEVEL_KEYS + ["k", "n_problems"]}
                           for m, e in evals.items()}}
+    quarters = length_quarters(out / "r1-zero" / "metrics.jsonl")
+    if quarters:
+        summary["r1_zero_length_quarters"] = quarters
     judged = next((e["judged_by"] for e in evals.values() if e.get("judged_by")), None)
     if judged:
         summary["judged_by"] = judged
@@ -128,11 +156,25 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     return summary
 
 
+def length_quarters(metrics_path: Path) -> list[float] | None:
+    """Mean response length (`len_mean`) of an RL run's steps, in four consecutive quarters of its steps
+    (whether length grows steadily or in one jump); None without at least 4 logged steps."""
+    from .logs import read_metrics
+
+    if not metrics_path.is_file():
+        return None
+    lengths = [row["len_mean"] for row in read_metrics(metrics_path) if "len_mean" in row]
+    n = len(lengths)
+    if n < 4:
+        return None
+    return [sum(part) / len(part) for part in (lengths[i * n // 4:(i + 1) * n // 4] for i in range(4))]
+
+
 def table(summary: dict, keys: list[str] = KEYS) -> str:
     """A markdown table of `keys` per model (numbers to 3 places, per-level dicts as level: value)."""
     def cell(v):
         if isinstance(v, dict):
-            return " ".join(f"{level}: {x:.3f}" for level, x in v.items())
+            return " ".join(f"{level}: {cell(x)}" for level, x in v.items())
         return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
 
     lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
@@ -182,6 +224,18 @@ def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
              "Reflection and difficulty: share of samples whose reasoning checks itself, share where a check "
              "changed a step, pass@1 of samples with and without a check, pass@1 / cons@k by level:", "",
              table(summary, REFLECTION_KEYS), ""]
+    if summary.get("r1_zero_length_quarters"):
+        q = summary["r1_zero_length_quarters"]
+        lines += ["R1-Zero's mean response length over training, by quarter of its steps: "
+                  + " -> ".join(f"{x:.1f}" for x in q) + " tokens.", ""]
+    scaled = [(m, row["budget_scaling"]) for m, row in summary["models"].items() if row.get("budget_scaling")]
+    if scaled:
+        budgets = list(scaled[0][1]["budgets"])
+        lines += [f"Test-time scaling: pass@1 on the hardest level ({scaled[0][1]['level']}, "
+                  f"{scaled[0][1]['n_problems']} problems) by token budget:", "",
+                  "| model | " + " | ".join(f"{b} tokens" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        lines += [f"| {m} | " + " | ".join(f"{s['budgets'][b]['pass@1']:.3f}" for b in budgets) + " |" for m, s in scaled]
+        lines.append("")
     if "reward_models" in summary:
         lines += ["Reward models (held-out accuracy): " + ", ".join(
             f"{k} {v['held_out_accuracy']:.3f}" for k, v in summary["reward_models"].items()), ""]

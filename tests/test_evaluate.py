@@ -1,4 +1,5 @@
 import itertools
+import json
 import math
 
 import pytest
@@ -56,8 +57,13 @@ def test_reflection_finds_checks_and_corrections_in_the_reasoning_only():
     assert reflection(es) == (True, True)
     same = "<think> 4 times 7 is 28 , wait , 4 times 7 is 28 , plus 0 is 28 </think> <answer> 28 </answer>"
     assert reflection(same) == (True, False)  # a second look that changed nothing
-    check = "<think> so the answer is 2198 . let me check : 2198 divided by 7 is 314 . </think> <answer> 2198 </answer>"
-    assert reflection(check) == (True, False)
+    check = ("<think> 38 times 7 is 266 , check : 8 times 7 is 56 , 3 times 7 is 21 , plus 5 is 26 , so 266 , yes , "
+             "plus 0 is 266 </think> <answer> 266 </answer>")
+    assert reflection(check) == (True, False)  # a check that agreed
+    caught = ("<think> 38 times 7 is 256 , check : 8 times 7 is 56 , 3 times 7 is 21 , plus 5 is 26 , so 266 , wait , "
+              "38 times 7 is 266 , plus 0 is 266 </think> <answer> 266 </answer>")
+    assert reflection(caught) == (True, True)  # the check disagreed with the value it checked: corrected
+    assert reflection(caught.replace("is 256", "is 266")) == (True, False)  # "wait" restating the same value
     plain = "<think> 4 times 7 is 28 , plus 0 is 28 , write 8 carry 2 </think> <answer> 28 </answer>"
     assert reflection(plain) == (False, False)
     assert reflection("<think> 4 times 7 is 28 </think> <answer> 27 , wait , 28 </answer>") == (False, False)
@@ -80,6 +86,9 @@ def test_score_samples_reflection_and_levels():
     assert m["pass@1_by_level"] == {"3": 0.75, "10": 0.25}  # numeric order, keyed by level
     assert list(m["pass@1_by_level"]) == ["3", "10"]
     assert m["cons@k_by_level"] == {"3": 1.0, "10": 0.0}
+    assert m["reflection_rate_by_level"] == {"3": 0.5, "10": 0.5}
+    assert m["pass@1_checked_by_level"] == {"3": 1.0, "10": 0.0}  # a: both checked right; b: both checked wrong
+    assert m["pass@1_unchecked_by_level"] == {"3": 0.5, "10": 0.5}
     plain = score_samples(["<answer> 6 </answer>"], [3], [{"prompt": "c", "answer": "6"}], k=1)
     assert "pass@1_by_level" not in plain and plain["pass@1_checked"] is None and plain["reflection_rate"] == 0
 
@@ -94,3 +103,15 @@ def test_aha_sample_is_the_first_right_sample_that_corrected_itself():
     assert aha_sample([wrong_fix, right_plain, right_fix, right_fix], ex, k=2) == {
         "prompt": "b", "answer": "35", "completion": right_fix, "level": 2}
     assert aha_sample([wrong_fix, right_plain], ex[:1], k=2) is None
+
+
+def test_length_quarters_split_an_rl_run_into_four_consecutive_parts(tmp_path):
+    from r1lab.report import length_quarters
+
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": i, "len_mean": float(10 * (i // 2 + 1))} for i in range(8)] + [{"step": 8, "eval": 1}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert length_quarters(path) == [10.0, 20.0, 30.0, 40.0]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    assert length_quarters(path) is None  # fewer than four steps
+    assert length_quarters(tmp_path / "absent.jsonl") is None

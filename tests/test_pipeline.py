@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 TINY = """
 seed: 0
-eval: {problems: 4, k: 2, general_k: 1, harmful_k: 1}
+eval: {problems: 4, k: 2, general_k: 1, harmful_k: 1, scaling_problems: 2}
 r1-zero: {steps: 2, prompts_per_step: 2, group_size: 2, max_new_tokens: 24}
 reward-models:
   helpfulness: {examples: 64, epochs: 1}
@@ -111,6 +111,10 @@ def test_pipeline_killed_and_resumed(tmp_path):
                     "harmless_rate", "general_accuracy", "reflection_rate", "corrected_rate"]:
             assert isinstance(row[key], float), key
         assert row["pass@1_by_level"] and set(row["pass@1_by_level"]) <= {"3", "4"}  # digits to multiply
+        scaling = row["budget_scaling"]  # the hardest level again at twice the token budget
+        assert scaling["level"] == max(row["pass@1_by_level"], key=int) and 1 <= scaling["n_problems"] <= 2
+        low, high = (int(b) for b in scaling["budgets"])
+        assert high == 2 * low and all(isinstance(v["pass@1"], float) for v in scaling["budgets"].values())
     # wall seconds of every stage, in the pipeline's order (the resumed stage: the run that finished it)
     seconds = summary["stage_seconds"]
     assert list(seconds)[:8] == ["r1-zero", "reward-models", "cold-start-data", "r1-cold-start", "r1-reasoning-rl",
@@ -119,6 +123,7 @@ def test_pipeline_killed_and_resumed(tmp_path):
     assert all(isinstance(v, float) and v > 0 for v in seconds.values())
     report = (out / "report.md").read_text()
     assert "| r1 |" in report and "r1-zero-curves.png" in report and "| reflection_rate |" in report
+    assert "Test-time scaling" in report
     assert "| eval-r1 | " in report and "| total | " in report
     assert (out / "r1-reasoning-rl-curves.png").stat().st_size > 1000
     data = [json.loads(line) for line in (out / "cold-start-data" / "cold_start.jsonl").read_text().splitlines()]

@@ -125,11 +125,11 @@ def words(text: str) -> list[str]:
 
 
 # Words with which a chain of thought re-checks itself (the paper's "wait, wait... that's an aha moment";
-# the embedded world's "wait , ..." / "espera , ..." and "let me check : ..."). A correction marker
+# "let me check : ...", "check : ...", "compruebo : ...", "wait , ...", "espera , ..."). A correction marker
 # announces a step written again; a check marker any second look.
 CORRECTION_MARKERS = ("wait", "espera")
-CHECK_MARKERS = CORRECTION_MARKERS + ("let me check", "déjame comprobar", "verify", "double-check", "recheck",
-                                      "re-check", "check again")
+CHECK_MARKERS = CORRECTION_MARKERS + ("check", "compruebo", "comprobar", "verify", "double-check", "recheck",
+                                      "re-check")
 _CHECK = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CHECK_MARKERS) + r")\b", re.IGNORECASE)
 _CORRECTION = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CORRECTION_MARKERS) + r")\b", re.IGNORECASE)
 
@@ -141,11 +141,14 @@ class Reflection(NamedTuple):
 
 def reflection(text: str) -> Reflection:
     """Whether a completion's reasoning (its <think> part, else the whole text) checks itself, and
-    whether a check changed an intermediate result: the number just before a correction marker
-    differs from the last number of the clause just after it ("4 por 7 son 27 , espera , 4 por 7 son
-    28 ,").
+    whether a check changed an intermediate result: the value a correction marker restates differs
+    from the value just before the marker ("4 por 7 son 27 , espera , 4 por 7 son 28 ,") or from the
+    value just before the check that led to it ("38 times 7 is 256 , check : ... , so 266 , wait ,
+    38 times 7 is 266 ,").
 
     >>> reflection("<think> 4 times 7 is 27 , wait , 4 times 7 is 28 , plus 0 is 28 </think>")
+    Reflection(checked=True, corrected=True)
+    >>> reflection("<think> 38 times 7 is 256 , check : 8 times 7 is 56 , so 266 , wait , 38 times 7 is 266 </think>")
     Reflection(checked=True, corrected=True)
     >>> reflection("<think> 4 times 7 is 28 , wait , 4 times 7 is 28 </think>").corrected
     False
@@ -157,9 +160,14 @@ def reflection(text: str) -> Reflection:
     if not _CHECK.search(body):
         return Reflection(False, False)
     for m in _CORRECTION.finditer(body):
-        before = _NUMBER.findall(body[max(0, m.start() - 40):m.start()])
         after = re.split(r"[,.;]", body[m.end():m.end() + 80].lstrip(" ,:"), maxsplit=1)[0]
         later = _NUMBER.findall(after)
-        if before and later and before[-1] != later[-1]:
-            return Reflection(True, True)
+        if not later:
+            continue
+        checks = [c for c in _CHECK.finditer(body, max(0, m.start() - 200), m.start()) if not _CORRECTION.fullmatch(c.group(0))]
+        starts = [m.start()] + ([checks[-1].start()] if checks else [])
+        for start in starts:
+            before = _NUMBER.findall(body[max(0, start - 40):start])
+            if before and before[-1] != later[-1]:
+                return Reflection(True, True)
     return Reflection(True, False)
