@@ -106,6 +106,11 @@ def sample_completions(model, tokenizer, examples: list[dict], cfg: EvalConfig, 
     return texts, [len(ids) for _, ids, _ in rows], [trunc for _, _, trunc in rows]
 
 
+def level_order(level) -> tuple[int, str]:
+    """Sort key of difficulty levels, keyed as strings: numeric levels in numeric order ("3" < "10")."""
+    return len(str(level)), str(level)
+
+
 def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k: int,
                   language_fn=None) -> dict:
     """All metrics from k samples per example (texts grouped by example)."""
@@ -162,7 +167,7 @@ def score_samples(texts: list[str], lengths: list[int], examples: list[dict], k:
         "pass@1_unchecked": sum(unchecked) / len(unchecked) if unchecked else None,
     })
     if by_level:
-        levels = sorted(by_level, key=lambda v: (len(v), v))  # numeric levels in numeric order
+        levels = sorted(by_level, key=level_order)
         metrics["pass@1_by_level"] = {v: by_level[v][0] / by_level[v][1] for v in levels}
         metrics["cons@k_by_level"] = {v: by_level[v][2] / by_level[v][3] for v in levels}
         metrics["reflection_rate_by_level"] = {v: by_level[v][5] / by_level[v][1] for v in levels}

@@ -90,12 +90,12 @@ def budget_scaling(model, tok, examples: list[dict], suite) -> dict | None:
     """Test-time scaling: pass@1 on (up to suite.scaling_problems of) the hardest level's held-out problems
     at the suite's token budget and at twice it (the same samples up to the first budget: the seeds
     depend on the problem only). None when the problems carry no levels."""
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import EvalConfig, evaluate, level_order
 
     levels = [ex["level"] for ex in examples if ex.get("level") is not None]
     if not levels:
         return None
-    hardest = max(levels, key=lambda v: (len(str(v)), str(v)))
+    hardest = max(levels, key=level_order)
     rows = [ex for ex in examples if ex.get("level") == hardest][:suite.scaling_problems]
     budgets = {}
     for budget in (suite.max_new_tokens, 2 * suite.max_new_tokens):

@@ -132,6 +132,8 @@ CHECK_MARKERS = CORRECTION_MARKERS + ("check", "compruebo", "comprobar", "verify
                                       "re-check")
 _CHECK = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CHECK_MARKERS) + r")\b", re.IGNORECASE)
 _CORRECTION = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CORRECTION_MARKERS) + r")\b", re.IGNORECASE)
+_LOOK = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in CHECK_MARKERS if m not in CORRECTION_MARKERS) + r")\b",
+                   re.IGNORECASE)  # a check that is not itself a correction
 
 
 class Reflection(NamedTuple):
@@ -164,7 +166,7 @@ def reflection(text: str) -> Reflection:
         later = _NUMBER.findall(after)
         if not later:
             continue
-        checks = [c for c in _CHECK.finditer(body, max(0, m.start() - 200), m.start()) if not _CORRECTION.fullmatch(c.group(0))]
+        checks = list(_LOOK.finditer(body, max(0, m.start() - 200), m.start()))
         starts = [m.start()] + ([checks[-1].start()] if checks else [])
         for start in starts:
             before = _NUMBER.findall(body[max(0, start - 40):start])
