@@ -56,6 +56,8 @@ class EvalSuite:
     general_max_new_tokens: int = C.opt(64, "token budget per general or harmful sample")
     scaling_problems: int = C.opt(0, "test-time scaling: up to this many held-out problems of the hardest level "
                                   "sampled again at the budget and at twice it (0: off)")
+    scaling_models: list[str] = C.opt(["r1-zero"], "the models test-time scaling runs on (it samples the "
+                                      "hardest level twice more per model)")
     template: str = C.opt("r1-zero", "prompt template: 'r1-zero', 'plain' or 'chat' (the tokenizer's)")
 
 
@@ -503,6 +505,8 @@ class Pipeline:
         from .report import evaluate_model
 
         suite = C.from_dict(EvalSuite, self.section("eval"), f"{self.where}: eval")
+        if name not in suite.scaling_models:
+            suite.scaling_problems = 0
         folder = self.dir(name)
         folder.mkdir(parents=True, exist_ok=True)
         data = {key: self.rows(key) or None for key in ("reasoning_eval", "general_eval", "harmful_eval")}

@@ -134,6 +134,9 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     quarters = length_quarters(out / "r1-zero" / "metrics.jsonl")
     if quarters:
         summary["r1_zero_length_quarters"] = quarters
+        # on R1-Zero's training samples (temperature 1), where checked and unchecked ones both exist
+        summary["r1_zero_check_quarters"] = {key: length_quarters(out / "r1-zero" / "metrics.jsonl", key)
+                                             for key in ("reflection_rate", "accuracy_checked", "accuracy_unchecked")}
     judged = next((e["judged_by"] for e in evals.values() if e.get("judged_by")), None)
     if judged:
         summary["judged_by"] = judged
@@ -156,18 +159,20 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     return summary
 
 
-def length_quarters(metrics_path: Path) -> list[float] | None:
-    """Mean response length (`len_mean`) of an RL run's steps, in four consecutive quarters of its steps
-    (whether length grows steadily or in one jump); None without at least 4 logged steps."""
+def length_quarters(metrics_path: Path, key: str = "len_mean") -> list[float | None] | None:
+    """The mean of `key` (default: response length) over an RL run's steps, in four consecutive quarters
+    of its steps (whether length grows steadily or in one jump); a quarter none of whose steps logged
+    the key is None; None without at least 4 logged steps."""
     from .logs import read_metrics
 
     if not metrics_path.is_file():
         return None
-    lengths = [row["len_mean"] for row in read_metrics(metrics_path) if "len_mean" in row]
-    n = len(lengths)
+    rows = [row for row in read_metrics(metrics_path) if "len_mean" in row]  # the steps' rows
+    n = len(rows)
     if n < 4:
         return None
-    return [sum(part) / len(part) for part in (lengths[i * n // 4:(i + 1) * n // 4] for i in range(4))]
+    parts = ([row[key] for row in rows[i * n // 4:(i + 1) * n // 4] if row.get(key) is not None] for i in range(4))
+    return [sum(part) / len(part) if part else None for part in parts]
 
 
 def table(summary: dict, keys: list[str] = KEYS) -> str:
@@ -228,6 +233,12 @@ def render_markdown(summary: dict, evals: dict, plots: list[str]) -> str:
         q = summary["r1_zero_length_quarters"]
         lines += ["R1-Zero's mean response length over training, by quarter of its steps: "
                   + " -> ".join(f"{x:.1f}" for x in q) + " tokens.", ""]
+    checks = summary.get("r1_zero_check_quarters")
+    if checks:
+        show = lambda q: " -> ".join("-" if x is None else f"{x:.3f}" for x in q or [])  # noqa: E731
+        lines += ["R1-Zero's training samples by quarter of its steps: share that check "
+                  f"{show(checks['reflection_rate'])}; accuracy of those that check {show(checks['accuracy_checked'])}, "
+                  f"of those that do not {show(checks['accuracy_unchecked'])}.", ""]
     scaled = [(m, row["budget_scaling"]) for m, row in summary["models"].items() if row.get("budget_scaling")]
     if scaled:
         budgets = list(scaled[0][1]["budgets"])

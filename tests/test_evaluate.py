@@ -112,6 +112,29 @@ def test_length_quarters_split_an_rl_run_into_four_consecutive_parts(tmp_path):
     rows = [{"step": i, "len_mean": float(10 * (i // 2 + 1))} for i in range(8)] + [{"step": 8, "eval": 1}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert length_quarters(path) == [10.0, 20.0, 30.0, 40.0]
+    rows[1]["accuracy_unchecked"], rows[6]["accuracy_unchecked"], rows[7]["accuracy_unchecked"] = 0.5, 0.25, 0.75
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert length_quarters(path, "accuracy_unchecked") == [0.5, None, None, 0.5]  # steps that logged it
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     assert length_quarters(path) is None  # fewer than four steps
     assert length_quarters(tmp_path / "absent.jsonl") is None
+
+
+def test_report_splits_r1_zero_training_samples_by_check_and_quarter(tmp_path):
+    """summary.json and report.md carry, per quarter of R1-Zero's steps, the share of training samples
+    that check and the accuracy of those that do and of those that do not (a quarter without one: None)."""
+    from r1lab.report import write_report
+
+    rows = [{"step": i, "len_mean": 10.0, "reflection_rate": i / 8, "accuracy_checked": 0.5 + i / 16}
+            for i in range(8)]
+    for i in range(4):
+        rows[i]["accuracy_unchecked"] = 0.25
+    (tmp_path / "r1-zero").mkdir()
+    (tmp_path / "r1-zero" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = write_report(tmp_path, [])
+    assert summary["r1_zero_check_quarters"] == {"reflection_rate": [0.0625, 0.3125, 0.5625, 0.8125],
+                                                 "accuracy_checked": [0.53125, 0.65625, 0.78125, 0.90625],
+                                                 "accuracy_unchecked": [0.25, 0.25, None, None]}
+    report = (tmp_path / "report.md").read_text()
+    assert ("share that check 0.062 -> 0.312 -> 0.562 -> 0.812; accuracy of those that check "
+            "0.531 -> 0.656 -> 0.781 -> 0.906, of those that do not 0.250 -> 0.250 -> - -> -.") in report

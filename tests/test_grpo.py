@@ -155,3 +155,11 @@ def test_step_metrics_give_the_share_of_samples_that_check_themselves():
 
     row = _step_metrics([summarize(batch, 2)], {}, Opt(), 0.0)
     assert row["reflection_rate"] == 0.5
+    assert "accuracy_checked" not in row  # no accuracy reward: nothing to split
+    # with an accuracy reward (None where it does not apply): accuracy of the samples that check and of the rest
+    batch.parts = {"accuracy": [1.0, 0.0, 0.0, None]}
+    row = _step_metrics([summarize(batch, 2)], {}, Opt(), 0.0)
+    assert (row["accuracy_checked"], row["accuracy_unchecked"]) == (0.5, 0.0)
+    batch.parts = {"accuracy": [1.0, None, 0.0, None]}
+    row = _step_metrics([summarize(batch, 2)], {}, Opt(), 0.0)
+    assert row["accuracy_checked"] == 0.5 and "accuracy_unchecked" not in row

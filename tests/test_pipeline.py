@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 TINY = """
 seed: 0
-eval: {problems: 4, k: 2, general_k: 1, harmful_k: 1, scaling_problems: 2}
+eval: {problems: 4, k: 2, general_k: 1, harmful_k: 1, scaling_problems: 2, scaling_models: [r1-zero, r1]}
 r1-zero: {steps: 2, prompts_per_step: 2, group_size: 2, max_new_tokens: 24}
 reward-models:
   helpfulness: {examples: 64, epochs: 1}
@@ -111,6 +111,10 @@ def test_pipeline_killed_and_resumed(tmp_path):
                     "harmless_rate", "general_accuracy", "reflection_rate", "corrected_rate"]:
             assert isinstance(row[key], float), key
         assert row["pass@1_by_level"] and set(row["pass@1_by_level"]) <= {"3", "4"}  # digits to multiply
+    for name, row in summary["models"].items():
+        if name not in ("r1-zero", "r1"):  # eval.scaling_models
+            assert row["budget_scaling"] is None, name
+            continue
         scaling = row["budget_scaling"]  # the hardest level again at twice the token budget
         assert scaling["level"] == max(row["pass@1_by_level"], key=int) and 1 <= scaling["n_problems"] <= 2
         low, high = (int(b) for b in scaling["budgets"])

@@ -611,6 +611,12 @@ def _step_metrics(parts: list[dict], train_stats: dict, optimizer, t_train) -> d
             row[f"reward_{name}"] = sum(values) / len(values)
     if "reward_accuracy" in row:
         row["accuracy"] = row["reward_accuracy"]
+        # accuracy of the samples whose reasoning checks itself and of the others (absent: none of them)
+        right = [x for p in parts for x in p["parts"]["accuracy"]]
+        for name, want in (("accuracy_checked", True), ("accuracy_unchecked", False)):
+            values = [r for r, c in zip(right, checked) if r is not None and c == want]
+            if values:
+                row[name] = sum(values) / len(values)
     if "reward_format" in row:
         row["format"] = row["reward_format"]
     row.update(train_stats)
