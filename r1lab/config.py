@@ -100,11 +100,15 @@ def from_dict(cls, data: dict, where: str):
 
 
 def _coerce(value, kind, where):
-    if typing.get_origin(kind) is list:  # YAML: one string or a list of strings
-        values = [value] if isinstance(value, str) else value
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+    if typing.get_origin(kind) is list:  # YAML: a list, or one string for a list of strings
+        (item,) = typing.get_args(kind) or (str,)
+        values = [value] if isinstance(value, str) and item is str else value
+        if not isinstance(values, list):
+            wanted = {str: "a string or a list of strings", int: "a list of integers"}.get(item, "a list of numbers")
+            raise UserError(f"{where}: expected {wanted}, got {value!r}")
+        if item is str and not all(isinstance(v, str) for v in values):
             raise UserError(f"{where}: expected a string or a list of strings, got {value!r}")
-        return list(values)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(values)]
     if value is None or kind not in (bool, int, float, str):
         return value
     if kind is bool and not isinstance(value, bool):

@@ -57,7 +57,9 @@ class EvalSuite:
     scaling_problems: int = C.opt(0, "test-time scaling: up to this many held-out problems of the hardest level "
                                   "sampled again at the budget and at twice it (0: off)")
     scaling_models: list[str] = C.opt(["r1-zero"], "the models test-time scaling runs on (it samples the "
-                                      "hardest level twice more per model)")
+                                      "hardest level once more per budget and model)")
+    scaling_budgets: list[int] = C.opt([], "token budgets of test-time scaling, in increasing order (empty: "
+                                       "the reasoning budget and twice it)")
     template: str = C.opt("r1-zero", "prompt template: 'r1-zero', 'plain' or 'chat' (the tokenizer's)")
 
 
@@ -268,7 +270,11 @@ class Pipeline:
         from .stages.sft import SFTConfig
 
         self.validate_data()
-        C.from_dict(EvalSuite, self.section("eval"), f"{self.where}: eval")
+        suite = C.from_dict(EvalSuite, self.section("eval"), f"{self.where}: eval")
+        budgets = suite.scaling_budgets
+        if any(b < 1 for b in budgets) or budgets != sorted(set(budgets)):
+            raise UserError(f"{self.where}: eval.scaling_budgets must be increasing positive token budgets, "
+                            f"got {budgets}")
         for name in ("r1-zero", "reasoning-rl"):
             self.validate_rewards(name, C.from_dict(GRPOConfig, self.section(name), f"{self.where}: {name}"))
         rl_all = self.section("rl-all")

@@ -88,8 +88,8 @@ def evaluate_model(model_dir, rm_dirs: dict, suite, seed: int = 0, data: dict | 
 
 def budget_scaling(model, tok, examples: list[dict], suite) -> dict | None:
     """Test-time scaling: pass@1 on (up to suite.scaling_problems of) the hardest level's held-out problems
-    at the suite's token budget and at twice it (the same samples up to the first budget: the seeds
-    depend on the problem only). None when the problems carry no levels."""
+    at each of suite.scaling_budgets, or at the suite's token budget and twice it (the same samples up to
+    the smaller budget: the seeds depend on the problem only). None when the problems carry no levels."""
     from .evaluate import EvalConfig, evaluate, level_order
 
     levels = [ex["level"] for ex in examples if ex.get("level") is not None]
@@ -98,7 +98,7 @@ def budget_scaling(model, tok, examples: list[dict], suite) -> dict | None:
     hardest = max(levels, key=level_order)
     rows = [ex for ex in examples if ex.get("level") == hardest][:suite.scaling_problems]
     budgets = {}
-    for budget in (suite.max_new_tokens, 2 * suite.max_new_tokens):
+    for budget in suite.scaling_budgets or (suite.max_new_tokens, 2 * suite.max_new_tokens):
         cfg = EvalConfig(k=suite.k, max_new_tokens=budget, template=suite.template)
         m = evaluate(model, tok, rows, cfg)
         budgets[str(budget)] = {"pass@1": m["pass@1"], "truncated": m["truncated"], "mean_length": m["mean_length"]}

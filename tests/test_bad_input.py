@@ -115,6 +115,10 @@ def test_unknown_flag_gets_a_suggestion(capsys):
     ("q.yaml", "r1-zero: {stepz: 2}\n", ["unknown setting 'stepz'; did you mean 'steps'?"]),
     ("r.yaml", "r1-zero: {steps: two}\n", ["r1-zero.steps: expected an integer, got 'two'"]),
     ("s.yaml", "r1-zero: [steps\n", ["s.yaml:", "not valid YAML"]),
+    ("t.yaml", "eval: {scaling_budgets: [256, 128]}\n", ["eval.scaling_budgets must be increasing", "[256, 128]"]),
+    ("u.yaml", "eval: {scaling_budgets: [0, 128]}\n", ["eval.scaling_budgets must be increasing positive"]),
+    ("v.yaml", "eval: {scaling_budgets: [128, many]}\n", ["eval.scaling_budgets[1]: expected an integer, got 'many'"]),
+    ("w.yaml", "eval: {scaling_budgets: 128}\n", ["eval.scaling_budgets: expected a list of integers, got 128"]),
 ])
 def test_bad_pipeline_config_gets_a_clear_message(tmp_path, capsys, name, yaml_text, messages):
     cfg = write(tmp_path / name, yaml_text)

@@ -138,3 +138,25 @@ def test_report_splits_r1_zero_training_samples_by_check_and_quarter(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert ("share that check 0.062 -> 0.312 -> 0.562 -> 0.812; accuracy of those that check "
             "0.531 -> 0.656 -> 0.781 -> 0.906, of those that do not 0.250 -> 0.250 -> - -> -.") in report
+
+
+def test_budget_scaling_samples_the_hardest_level_at_each_budget():
+    """The default budgets are the suite's and twice it; given budgets are used as they are; the same
+    samples up to the smaller budget, so pass@1 cannot fall when the budget grows (a longer budget only
+    lets cut samples finish) and the share cut cannot rise."""
+    from r1lab.model import DEFAULT_MODEL, load_model, load_tokenizer
+    from r1lab.pipeline import EvalSuite
+    from r1lab.report import budget_scaling
+    from r1lab.tasks import sources
+
+    tok, model = load_tokenizer(DEFAULT_MODEL), load_model(DEFAULT_MODEL)
+    examples = sources.reasoning_eval(200)
+    hardest = max(ex["level"] for ex in examples)
+    got = budget_scaling(model, tok, examples, EvalSuite(k=2, max_new_tokens=12, scaling_problems=3))
+    assert got["level"] == str(hardest) and got["n_problems"] == 3 and list(got["budgets"]) == ["12", "24"]
+    got = budget_scaling(model, tok, examples, EvalSuite(k=2, scaling_problems=3, scaling_budgets=[4, 16, 96]))
+    b = got["budgets"]
+    assert list(b) == ["4", "16", "96"]
+    assert b["4"]["pass@1"] <= b["16"]["pass@1"] <= b["96"]["pass@1"]
+    assert b["4"]["truncated"] >= b["16"]["truncated"] >= b["96"]["truncated"]
+    assert b["4"]["mean_length"] <= 4 < b["16"]["mean_length"] <= b["96"]["mean_length"]  # each budget applied
