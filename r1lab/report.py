@@ -131,11 +131,12 @@ def write_report(out: Path, models: list[str], notes: list[str] | None = None,
     evals = {m: json.loads((out / m / "eval.json").read_text()) for m in models if (out / m / "eval.json").is_file()}
     summary = {"models": {m: {k: e.get(k) for k in KEYS + REFLECTION_KEYS + LEVEL_KEYS + ["k", "n_problems"]}
                           for m, e in evals.items()}}
-    quarters = length_quarters(out / "r1-zero" / "metrics.jsonl")
+    steps = _step_rows(out / "r1-zero" / "metrics.jsonl")
+    quarters = _quarters(steps, "len_mean")
     if quarters:
         summary["r1_zero_length_quarters"] = quarters
         # on R1-Zero's training samples (temperature 1), where checked and unchecked ones both exist
-        summary["r1_zero_check_quarters"] = {key: length_quarters(out / "r1-zero" / "metrics.jsonl", key)
+        summary["r1_zero_check_quarters"] = {key: _quarters(steps, key)
                                              for key in ("reflection_rate", "accuracy_checked", "accuracy_unchecked")}
     judged = next((e["judged_by"] for e in evals.values() if e.get("judged_by")), None)
     if judged:
@@ -163,11 +164,17 @@ def length_quarters(metrics_path: Path, key: str = "len_mean") -> list[float | N
     """The mean of `key` (default: response length) over an RL run's steps, in four consecutive quarters
     of its steps (whether length grows steadily or in one jump); a quarter none of whose steps logged
     the key is None; None without at least 4 logged steps."""
+    return _quarters(_step_rows(metrics_path), key)
+
+
+def _step_rows(metrics_path: Path) -> list[dict]:
+    """The rows of an RL run's steps in its metrics.jsonl (none without the file)."""
     from .logs import read_metrics
 
-    if not metrics_path.is_file():
-        return None
-    rows = [row for row in read_metrics(metrics_path) if "len_mean" in row]  # the steps' rows
+    return [row for row in read_metrics(metrics_path) if "len_mean" in row] if metrics_path.is_file() else []
+
+
+def _quarters(rows: list[dict], key: str) -> list[float | None] | None:
     n = len(rows)
     if n < 4:
         return None
