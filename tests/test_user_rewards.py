@@ -32,6 +32,12 @@ def crashes(completions, examples):
         os._exit(3)
     return [1.0] * len(completions)
 
+def crashes_or_waits(completions, examples):
+    if any(e.get("crash") for e in examples):
+        os._exit(3)
+    time.sleep(1.0)  # still running when the other worker dies
+    return [1.0] * len(completions)
+
 def raises(completions, examples):
     return [1 / 0 if "bad" in c else 0.5 for c in completions]
 
@@ -164,7 +170,7 @@ def test_reward_fn_name_must_be_weighted_or_known(tmp_path, capsys, fns_file):
 
 
 def test_workers_contain_hangs_crashes_and_exceptions(fns_file):
-    fns = {n: load_function(f"{fns_file}:{n}")[1] for n in ("hangs", "crashes", "raises")}
+    fns = {n: load_function(f"{fns_file}:{n}")[1] for n in ("hangs", "crashes", "crashes_or_waits", "raises")}
     runner = RewardRunner(fns, workers=2, timeout=2.0)
     try:
         exs = [{}, {}, {"hang": True}, {}]
@@ -173,6 +179,9 @@ def test_workers_contain_hangs_crashes_and_exceptions(fns_file):
         assert s.errors == 2 and "--reward-timeout" in s.error_messages[0]
         s = runner.score(["a", "b", "c", "d"], [{}, {}, {}, {"crash": True}], {"crashes": 1.0})
         assert s.parts["crashes"][:2] == [1.0, 1.0] and s.parts["crashes"][3] == 0.0 and s.errors >= 1
+        # the dead worker broke the other worker's call in flight: that chunk ran again, alone
+        s = runner.score(["a", "b", "c", "d"], [{}, {}, {}, {"crash": True}], {"crashes_or_waits": 1.0})
+        assert s.parts["crashes_or_waits"] == [1.0, 1.0, 0.0, 0.0] and s.errors == 2
         s = runner.score(["ok", "bad", "ok", "ok"], [{}] * 4, {"raises": 1.0})  # the pool was replaced
         assert s.parts["raises"] == [0.5, 0.0, 0.5, 0.5] and s.errors == 1
     finally:

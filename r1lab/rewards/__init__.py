@@ -25,6 +25,7 @@ import logging
 import math
 import multiprocessing
 import numbers
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -300,41 +301,59 @@ class RewardRunner:
     def _in_workers(self, name: str, completions, examples) -> Part:
         """One reward on the batch, split into one chunk per worker. One reward at a time, so that a
         chunk that times out or crashes fails only that reward's samples: the others' calls are
-        never queued behind it nor killed with it."""
+        never queued behind it nor killed with it. A worker that dies fails every call still in
+        flight, its own and the other workers': those run again one at a time in a fresh pool, so
+        that only the chunk that kills its worker scores 0."""
         n = len(completions)
         size = -(-n // self.workers)
         chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
+        got = self._run_chunks(name, chunks, completions, examples)
+        if len(chunks) > 1:
+            for i, g in enumerate(got):
+                if isinstance(g, cf.process.BrokenProcessPool):
+                    got[i] = self._run_chunks(name, [chunks[i]], completions, examples)[0]
+        part = Part([], [], None, None)
+        for (a, b), g in zip(chunks, got):
+            if isinstance(g, Exception):
+                why = (f"no result within --reward-timeout {self.timeout:g} s" if isinstance(g, cf.TimeoutError)
+                       else f"{type(g).__name__}: {g}")
+                g = Part([0.0] * (b - a), [True] * (b - a), None, f"{name}: {why}")
+            part.values += g.values
+            part.failed += g.failed
+            part.message = part.message or g.message
+            if g.problem and not part.problem:
+                part.problem = g.problem
+        if part.problem and part.problem.startswith(ALL_RAISED) and not all(part.failed):
+            part.problem = None  # one chunk's samples all raised, another's did not: contained
+        return part
+
+    def _run_chunks(self, name: str, chunks, completions, examples) -> list:
+        """Each chunk's Part, or the exception its call ended with (a timeout, a dead worker,
+        unpicklable data); after any such failure the pool is ended, to start afresh next call."""
         pool = self._get_pool()
         futures = [pool.submit(_score_here, name, completions[a:b], examples[a:b]) for a, b in chunks]
         deadline = time.monotonic() + self.timeout if self.timeout else None
-        part = Part([], [], None, None)
-        broken = False
-        for (a, b), fut in zip(chunks, futures):
+        got = []
+        for fut in futures:
             try:
-                got = fut.result(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except Exception as e:  # noqa: BLE001 - a timeout, a dead worker, or unpicklable data
-                broken = True
-                why = (f"no result within --reward-timeout {self.timeout:g} s" if isinstance(e, cf.TimeoutError)
-                       else f"{type(e).__name__}: {e}")
-                got = Part([0.0] * (b - a), [True] * (b - a), None, f"{name}: {why}")
-            part.values += got.values
-            part.failed += got.failed
-            part.message = part.message or got.message
-            if got.problem and not part.problem:
-                part.problem = got.problem
-        if part.problem and part.problem.startswith(ALL_RAISED) and not all(part.failed):
-            part.problem = None  # one chunk's samples all raised, another's did not: contained
-        if broken:
+                got.append(fut.result(timeout=None if deadline is None else max(0.0, deadline - time.monotonic())))
+            except Exception as e:  # noqa: BLE001 - contained: that chunk scores 0
+                got.append(e)
+        if any(isinstance(g, Exception) for g in got):
             self._kill_pool()
-        return part
+        return got
 
     def _get_pool(self):
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=_init_worker, initargs=(self.keys, self.verifiers))
-            # start every worker now, so that starting a process is not charged to a call's timeout
-            for fut in [self._pool.submit(_ready) for _ in range(self.workers)]:
-                fut.result()
+            # start every worker now, so that starting a process is not charged to a call's timeout:
+            # warm-up calls until each worker has answered one (a worker still importing answers none)
+            seen: set[int] = set()
+            for _ in range(200):
+                seen.update(f.result() for f in [self._pool.submit(_ready) for _ in range(self.workers)])
+                if len(seen) >= self.workers:
+                    break
         return self._pool
 
     def _kill_pool(self) -> None:
@@ -352,9 +371,9 @@ class RewardRunner:
             self._pool = None
 
 
-def _ready() -> bool:
-    time.sleep(0.05)  # long enough that each warm-up call lands on a worker of its own
-    return True
+def _ready() -> int:
+    time.sleep(0.05)  # long enough that the warm-up calls of one round spread over the started workers
+    return os.getpid()
 
 
 _WORKER_FNS: dict[str, RewardFn] = {}  # in a worker process: the rewards its parent sent by name
