@@ -58,6 +58,11 @@ class Linear:
         return F.linear(x, self.weight, self.bias)
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Llama's RMSNorm in its own order of operations (fewer ops than F.rms_norm on a CPU)."""
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
 class LeanDecoder:
     """Prefills the prompts and then decodes their n samples each, one token per step.
 
@@ -121,6 +126,8 @@ class LeanDecoder:
                     logits_to_keep=1)
         self.first_logits = out.logits[:, -1]  # [P, V]
         self.next_position = position[:, -1] + 1  # [P]
+        self.last_prompt_position = int(self.next_position.max())
+        self._rope(self.last_prompt_position + self.BLOCK)
         self.C = C
         self.prompt = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in cache.layers]
         self.L = mask.shape[1]
@@ -133,6 +140,14 @@ class LeanDecoder:
         self.values = [torch.zeros((B, Hkv, self.BLOCK, D), dtype=dtype, device=device) for _ in self.prompt]
         self.length = 0  # sample tokens in the cache
         self.by_slot = self.p_by_slot = None  # buffers indexed by sample, once rows have been dropped
+
+    def _rope(self, positions: int) -> None:
+        """The rotary embedding's cos and signed sin for positions 0 .. positions-1, [positions, D]:
+        computed once by the model's own rotary module, then read by index each step."""
+        x = self.embed[:1]
+        cos, sin = self.rotary(x, torch.arange(positions, device=x.device)[None])  # [1, positions, D]
+        half = self.head_dim // 2
+        self.cos, self.sin = cos[0], torch.cat([-sin[0, :, :half], sin[0, :, half:]], -1)
 
     def _grow(self, buf: torch.Tensor) -> torch.Tensor:
         B, H, T, D = buf.shape
@@ -156,15 +171,15 @@ class LeanDecoder:
         if t == self.keys[0].shape[2]:  # full: grow every layer's buffers by a block
             self.keys = [self._grow(k) for k in self.keys]
             self.values = [self._grow(v) for v in self.values]
+            self._rope(self.last_prompt_position + self.keys[0].shape[2])
         capacity = self.keys[0].shape[2]
         full = B == P * n  # no row dropped yet: the rows are the slots in order
         if not full and self.by_slot is None:  # rows dropped: queries and probabilities go by sample index
             self.by_slot = self.keys[0].new_zeros((P * n, Hkv, g, D))
             self.p_by_slot = self.keys[0].new_zeros((P * n, Hkv, g, L))
         x = F.embedding(tokens, self.embed)  # [B, hidden]
-        cos, sin = self.rotary(x, positions[:, None])  # [B, 1, D]
+        cos, sin = self.cos[positions].view(B, 1, D), self.sin[positions].view(B, 1, D)
         half = D // 2
-        cos, sin = cos.view(B, 1, D), torch.cat([-sin[..., :half], sin[..., half:]], -1).view(B, 1, D)
         # one additive mask per step, [B, 1, 1, L + capacity]: the row's prompt, then its filled positions
         own = torch.zeros((B, capacity), device=x.device)
         own[:, t + 1:] = float("-inf")
@@ -172,7 +187,7 @@ class LeanDecoder:
         scale = D ** -0.5
         for (ln1, eps1, qkv_proj, o_proj, ln2, eps2, gate_up, down), (pk, pv), keys, values in zip(
                 self.layers, self.prompt, self.keys, self.values):
-            qkv = qkv_proj(F.rms_norm(x, ln1.shape, ln1, eps1))  # [B, (H + 2 Hkv) D]
+            qkv = qkv_proj(rms_norm(x, ln1, eps1))  # [B, (H + 2 Hkv) D]
             qk = qkv[:, :(H + Hkv) * D].view(B, H + Hkv, D)
             qk = torch.addcmul(qk * cos, qk.roll(half, -1), sin)  # rotary on q and k at once
             keys[:, :, t] = qk[:, H:]
@@ -195,7 +210,7 @@ class LeanDecoder:
             o_prompt = o_prompt.view(P, Hkv, n, g, D).transpose(1, 2).reshape(P * n, Hkv, g, D)
             out = torch.matmul(p_own, values) + (o_prompt if full else o_prompt[self.slots])  # [B, Hkv, g, D]
             x = x + o_proj(out.reshape(B, H * D))
-            gate, up = gate_up(F.rms_norm(x, ln2.shape, ln2, eps2)).chunk(2, dim=-1)
+            gate, up = gate_up(rms_norm(x, ln2, eps2)).chunk(2, dim=-1)
             x = x + down(F.silu(gate) * up)
         self.length = t + 1
-        return self.lm_head(F.rms_norm(x, self.norm_w.shape, self.norm_w, self.norm_eps))
+        return self.lm_head(rms_norm(x, self.norm_w, self.norm_eps))
