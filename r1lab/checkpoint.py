@@ -132,7 +132,7 @@ def save(out: Path, step: int, model, tokenizer, trainer_state: dict, meta: dict
     with atomic_folder(final) as tmp:
         save_model(model, tokenizer, tmp, state_dict=state_dict)
         torch.save(trainer_state, tmp / "trainer_state.pt")
-        (tmp / "state.json").write_text(json.dumps(dict(meta, step=step), indent=2) + "\n")
+        write_json(tmp / "state.json", dict(meta, step=step))
     prune(out, keep)
     return final
 

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -182,6 +181,7 @@ def _run(args) -> int:
 
 
 def _eval(args) -> int:
+    from .checkpoint import write_json
     from .evaluate import EvalConfig, evaluate_folders
     from .stages.grpo import _eval_line
     from .tasks import load_task
@@ -197,7 +197,7 @@ def _eval(args) -> int:
     for s in metrics.get("samples", []):
         print(f"  Q: {s['prompt']}\n  A: {s['completion'][:300]}")
     if args.out:
-        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(Path(args.out), metrics)
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import json
 import types
 import typing
 from pathlib import Path
@@ -135,10 +134,6 @@ def check_positive(cfg, names: list[str], allow_zero: tuple[str, ...] = ()) -> N
 
 def to_dict(cfg) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
-
-
-def write_json(cfg, path: Path) -> None:
-    path.write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n")
 
 
 def describe(cls) -> str:

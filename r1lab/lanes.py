@@ -2,9 +2,10 @@
 
 Some stages of this project's tiny models are mostly framework overhead, so a second CPU thread
 barely speeds them up, while two of them on one thread each run nearly side by side: on the 2-core
-machine of README, Performance, 8 steps of `r1lab zero` took 20.8 s on one thread and 20.0 s on two,
+machine with AVX512-BF16, 8 steps of `r1lab zero` took 20.8 s on one thread and 20.0 s on two,
 and two such runs at once 25.4 s for both (single runs). Others do gain from a second thread (stage
-4's GRPO: 189.3 s on one thread, 136.4 s on two, in two runs of the pipeline hours apart). `run_graph` runs named jobs on `lanes` worker processes: a job
+4's GRPO: 189.3 s on one thread, 136.4 s on two, in two runs of the pipeline hours apart).
+`run_graph` runs named jobs on `lanes` worker processes: a job
 starts once every job it depends on is done, the earliest-listed ready job first; it runs on its
 share of the CPU threads beside the others, or, if it is listed to run alone, on all of them with
 the other workers idle. Which of the two a job gets is fixed by the job, never by timing, so a

@@ -166,7 +166,7 @@ class Pipeline:
 
     def mark_done(self, stage: str, seconds: float) -> None:
         """The stage's last mark: DONE, holding the wall seconds of the run that finished it."""
-        (self.dir(stage) / DONE).write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
+        write_json(self.dir(stage) / DONE, {"seconds": round(seconds, 1)})
 
     def seconds(self, stage: str) -> float | None:
         """Wall seconds of a done stage (None for a DONE from an older version)."""

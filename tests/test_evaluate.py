@@ -51,7 +51,8 @@ def test_score_samples():
 def test_reflection_finds_checks_and_corrections_in_the_reasoning_only():
     from r1lab.rewards.parse import reflection
 
-    slip = "<think> 314 : 4 times 7 is 28 , plus 0 is 29 , wait , plus 0 is 28 , write 8 carry 2 . </think> <answer> 2198 </answer>"
+    slip = ("<think> 314 : 4 times 7 is 28 , plus 0 is 29 , wait , plus 0 is 28 , write 8 carry 2 . </think> "
+            "<answer> 2198 </answer>")
     assert reflection(slip) == (True, True)
     es = "<think> 4 por 7 son 27 , espera , 4 por 7 son 28 , más 0 son 28 </think> <answer> 28 </answer>"
     assert reflection(es) == (True, True)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,28 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
 
     wa, wb = load_file(a / "model" / "model.safetensors"), load_file(b / "model" / "model.safetensors")
     assert all((wa[k] == wb[k]).all() for k in wa)
+
+
+def test_json_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A kill while a JSON file is written leaves the previous file; every JSON file the package
+    writes (configs, eval.json, rm.json, diagnostic.json, DONE marks, checkpoint state) goes through
+    checkpoint.write_json."""
+    import r1lab
+    from r1lab.checkpoint import write_json
+
+    target = tmp_path / "eval.json"
+    write_json(target, {"pass@1": 0.5})
+    real = Path.write_text
+
+    def killed_midway(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(target, {"pass@1": 0.75})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"pass@1": 0.5}
+    direct = [f"{p.name}:{i}" for p in Path(r1lab.__file__).parent.rglob("*.py")
+              for i, line in enumerate(p.read_text().splitlines(), 1) if "write_text(json.dumps" in line]
+    assert direct == ["checkpoint.py:31"], direct  # write_json's own write, to its temporary file

@@ -69,14 +69,13 @@ def distill(cfg: DistillConfig) -> Path:
 
 def _compare(cfg: DistillConfig, models: dict[str, str], out: Path) -> None:
     """Held-out reasoning evaluation of the student before and after, and of the teacher."""
-    import json
-
     from .. import dist
+    from ..checkpoint import write_json
     from ..evaluate import EvalConfig, evaluate_folders
     from ..tasks import load_task
     from .grpo import eval_table
 
     results = evaluate_folders(models, load_task(cfg.task, cfg.data, None, cfg.eval_problems), EvalConfig(k=cfg.eval_k))
     if dist.init()[0].main:
-        (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_json(out / "eval.json", results)
         print(eval_table(results))

@@ -28,7 +28,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from .. import dist, parallel
-from ..config import check_positive, opt, to_dict, write_json
+from ..config import check_positive, opt, to_dict
 from ..dist import World
 from ..engine import SamplingParams, sample
 from ..errors import UserError
@@ -296,7 +296,7 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source, task=None)
     results = ckpt.read_json(out / "eval.json") if same_run else {}  # another run's evaluation is not ours
     dist.barrier(world)  # every process has read the old config before rank 0 rewrites it
     if world.main:
-        write_json(cfg, out / "config.json")
+        ckpt.write_json(out / "config.json", to_dict(cfg), sort_keys=True)
 
     # the reference: a frozen copy of the start model (with LoRA: the adapter switched off, no copy,
     # until a reset makes it a frozen copy of the merged policy)

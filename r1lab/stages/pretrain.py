@@ -9,7 +9,6 @@ worked solutions vs. behaviour under the R1-Zero template), which is what RL wil
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_folder
-from ..config import check_positive, opt, write_json
+from ..checkpoint import atomic_folder, write_json
+from ..config import check_positive, opt, to_dict
 from ..logs import MetricsLog
 from ..model import autocast, count_parameters, pick_device, save_model
 from ..tasks.toy.corpus import documents
@@ -95,7 +94,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(cfg, out / "config.json")
+    write_json(out / "config.json", to_dict(cfg), sort_keys=True)
     device = pick_device(cfg.device)
     random.seed(cfg.seed)
 
@@ -136,5 +135,5 @@ def pretrain(cfg: PretrainConfig) -> Path:
         from ..evaluate import diagnose_base
 
         report = diagnose_base(model, tokenizer, n=cfg.diagnose, device=device)
-        (out / "diagnostic.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(out / "diagnostic.json", report)
     return out / "model"

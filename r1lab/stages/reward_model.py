@@ -16,7 +16,6 @@ rank 0 writes (tests/test_distributed.py).
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from pathlib import Path
 import torch
 
 from .. import dist
-from ..checkpoint import atomic_folder
-from ..config import check_positive, opt, write_json
+from ..checkpoint import atomic_folder, write_json
+from ..config import check_positive, opt, to_dict
 from ..logs import MetricsLog
 from ..losses import bradley_terry_loss, pointwise_loss
 from ..model import load_tokenizer, resolve_model_path
@@ -115,7 +114,7 @@ def train(cfg: RMConfig, examples: list[dict] | None = None, eval_examples: list
     out.mkdir(parents=True, exist_ok=True)
     world, device = dist.init(cfg.device)
     if world.main:
-        write_json(cfg, out / "config.json")
+        write_json(out / "config.json", to_dict(cfg), sort_keys=True)
     tokenizer = load_tokenizer(cfg.model)
     tokenizer.padding_side = "right"
     torch.manual_seed(cfg.seed)
@@ -159,7 +158,7 @@ def train(cfg: RMConfig, examples: list[dict] | None = None, eval_examples: list
         with atomic_folder(out / "model") as tmp:
             model.save_pretrained(str(tmp), safe_serialization=True)
             tokenizer.save_pretrained(str(tmp))
-        (out / "rm.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(out / "rm.json", report)
         print(f"rm {cfg.kind}: held-out accuracy {before:.3f} -> {after:.3f} ({len(held)} examples)")
     dist.barrier(world)
     return out / "model"

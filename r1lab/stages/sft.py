@@ -27,7 +27,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from .. import dist
-from ..config import check_positive, opt, to_dict, write_json
+from ..config import check_positive, opt, to_dict
 from ..errors import UserError
 from ..logs import MetricsLog
 from ..losses import sft_loss
@@ -150,7 +150,7 @@ def train(cfg: SFTConfig, examples: list[dict] | None = None) -> Path:
         start = meta["step"] + 1
     dist.barrier(world)  # every process has read the checkpoint before rank 0 writes anything
     if world.main:
-        write_json(cfg, out / "config.json")
+        ckpt.write_json(out / "config.json", to_dict(cfg), sort_keys=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine(s, total, cfg))
     if state is not None:
