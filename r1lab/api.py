@@ -37,10 +37,16 @@ def grpo(cfg, data=None, eval_data=None, rewards: dict[str, Callable] | None = N
     from .tasks import rows_task
     from .tasks.files import check_rows, rows_of
 
+    from .rewards import REWARDS
+
     rewards = dict(rewards or {})
+    taken = set(REWARDS) | {spec.rpartition(":")[2] for spec in cfg.reward_fn}
     for name, fn in rewards.items():
         if not callable(fn):
             raise UserError(f"rewards[{name!r}] is a {type(fn).__name__}, not a function")
+        if name in taken:  # as --reward-fn: a built-in is never replaced behind the user's back
+            raise UserError(f"rewards[{name!r}]: the name is taken (a built-in reward or a cfg.reward_fn); "
+                            "give your function another name and weigh it in cfg.rewards")
     weighted = {p.partition("=")[0].strip() for p in cfg.rewards.split(",")}
     unweighted = sorted(set(rewards) - weighted)
     if unweighted:

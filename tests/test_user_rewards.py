@@ -343,6 +343,8 @@ def test_python_api_rewards_see_every_column(tmp_path, tiny_model_dir):
     assert row["reward_aio"] == 1.0 and result["model"] == tmp_path / "o" / "model"
     with pytest.raises(UserError, match="does not weigh them"):
         r1lab.grpo(cfg, data=ROWS, rewards={"other": secret})
+    with pytest.raises(UserError, match=r"rewards\['accuracy'\]: the name is taken"):  # as --reward-fn refuses it
+        r1lab.grpo(cfg, data=ROWS, rewards={"accuracy": secret})
 
 
 def test_data_alone_is_the_users_file(tmp_path, tiny_model_dir):
