@@ -33,11 +33,10 @@ def grpo(cfg, data=None, eval_data=None, rewards: dict[str, Callable] | None = N
     async; cfg.rewards weighs them like the built-ins ("accuracy=1,format=0.5,mine=1").
     Returns {"out", "model", "metrics", "eval"}: folders, the metrics file and the evaluations.
     """
+    from .rewards import REWARDS
     from .stages.grpo import train
     from .tasks import rows_task
     from .tasks.files import check_rows, rows_of
-
-    from .rewards import REWARDS
 
     rewards = dict(rewards or {})
     taken = set(REWARDS) | {spec.rpartition(":")[2] for spec in cfg.reward_fn}
