@@ -248,3 +248,24 @@ def test_zero_runs_end_to_end_through_the_vllm_api(monkeypatch, tmp_path, tiny_m
     args[args.index("vllm")] = "hf"
     assert main([*args, "--steps", "3"]) == 2
     assert "settings differ: rollout" in capsys.readouterr().err
+
+
+def test_a_setup_that_fails_after_starting_the_engine_shuts_it_down(monkeypatch, tmp_path, tiny_model_dir):
+    """The engine holds GPU memory: a run that stops during setup (here: the reward runner) closes it."""
+    from fake_vllm import install
+
+    import r1lab.stages.grpo as grpo
+    from r1lab.cli import main
+
+    fake = install(monkeypatch)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("setup failed after the engine started")
+
+    monkeypatch.setattr(grpo, "RewardRunner", broken)
+    args = ["zero", "--model", str(tiny_model_dir), "--rollout", "vllm", "--device", "cpu", "--prompts-per-step", "2",
+            "--group-size", "2", "--max-new-tokens", "6", "--eval-problems", "0", "--steps", "1",
+            "--out", str(tmp_path / "run")]
+    with pytest.raises(RuntimeError, match="setup failed"):
+        main(args)
+    assert len(fake.LLM.instances) == 1 and fake.LLM.instances[0].llm_engine.engine_core.shut_down

@@ -312,26 +312,31 @@ def setup(cfg: GRPOConfig, extra_rewards: dict | None, prompt_source, task=None)
         parallel.enable_checkpointing(model)
     if cfg.rollout == "vllm":
         gen = _VLLMActor(cfg, model, start)
-    unsharded = parallel.local_bytes(model, ref)
-    if cfg.fsdp:  # the reference is sharded like the policy; rollouts and evaluation run on the sharded
-        parallel.shard(model)  # policy (FSDP2 gathers one layer at a time), no full replica anywhere
-        if ref is not None:
-            parallel.shard(ref)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    if state is not None:
-        parallel.load_optimizer_state(model, optimizer, state["optimizer"], cfg.fsdp)
-        scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
-    eval_cfg = EvalConfig(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
-                          max_new_tokens=cfg.eval_max_new_tokens, template=cfg.template)
-    sync = (lambda running: dist.any_true(running, world)) if cfg.fsdp else None
-    runner = RewardRunner(reward_fns, cfg.reward_workers, cfg.reward_timeout)
-    return Run(cfg, out, task, prompt_source or task.train, runner, weights, tokenizer, model, ref,
-               state is None or state.get("ref") is None, optimizer, scheduler, autocast(device, cfg.precision),
-               device, start, results, eval_cfg, REWARDS["language"] if task.name == "toy" else None, world, gen,
-               sync, (parallel.local_bytes(model, ref), unsharded))
+    try:
+        unsharded = parallel.local_bytes(model, ref)
+        if cfg.fsdp:  # the reference is sharded like the policy; rollouts and evaluation run on the sharded
+            parallel.shard(model)  # policy (FSDP2 gathers one layer at a time), no full replica anywhere
+            if ref is not None:
+                parallel.shard(ref)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+        if state is not None:
+            parallel.load_optimizer_state(model, optimizer, state["optimizer"], cfg.fsdp)
+            scheduler.load_state_dict(state["scheduler"])
+            ckpt.set_rng_state(state["rng"])
+        eval_cfg = EvalConfig(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
+                              max_new_tokens=cfg.eval_max_new_tokens, template=cfg.template)
+        sync = (lambda running: dist.any_true(running, world)) if cfg.fsdp else None
+        runner = RewardRunner(reward_fns, cfg.reward_workers, cfg.reward_timeout)
+        return Run(cfg, out, task, prompt_source or task.train, runner, weights, tokenizer, model, ref,
+                   state is None or state.get("ref") is None, optimizer, scheduler, autocast(device, cfg.precision),
+                   device, start, results, eval_cfg, REWARDS["language"] if task.name == "toy" else None, world, gen,
+                   sync, (parallel.local_bytes(model, ref), unsharded))
+    except BaseException:
+        if gen is not None:  # the engine holds GPU memory: a failed setup must not leave it running
+            gen.close()
+        raise
 
 
 class _VLLMActor:
