@@ -34,6 +34,9 @@ def lean_supported(model) -> bool:
         return False
     if getattr(config, "mlp_bias", False) or getattr(config, "use_sliding_window", False):
         return False
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if "dynamic" in str(rope.get("rope_type", rope.get("type", ""))):  # its frequencies depend on the longest
+        return False  # position seen, which a table of positions computed ahead would change
     return not any(hasattr(p, "to_local") for p in model.parameters())  # FSDP2: weights live in shards
 
 

@@ -103,6 +103,17 @@ def test_other_architectures_take_the_generic_path(toy_tokenizer):
     assert len(out.completions) == 2
 
 
+def test_dynamic_rope_takes_the_generic_path():
+    """The lean step reads rotary angles from a table computed ahead; dynamic RoPE scaling changes
+    them with the longest position seen, so those models decode through their own forward."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = dict(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    assert decode.lean_supported(LlamaForCausalLM(LlamaConfig(**cfg)))
+    dynamic = LlamaConfig(**cfg, rope_scaling={"rope_type": "dynamic", "factor": 2.0})
+    assert not decode.lean_supported(LlamaForCausalLM(dynamic))
+
+
 def test_uniforms_drawn_in_chunks_are_the_per_step_stream():
     """engine.generate draws a chunk of steps' uniforms at once; the samples stay what one draw per
     step gave only while torch's CPU generator fills a tensor in order."""
