@@ -17,11 +17,21 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
 
 
+# A gloo worker that aborts in C++ with no Python error ("terminate called without an active
+# exception", SIGABRT) was seen once in a full run of the test command on a loaded 2-core machine and
+# never in reruns: a race in the process group's C++ threads, not in r1lab's computation. Such a launch
+# runs once more; any other failure, or the same one twice, fails the test.
+GLOO_ABORT = "terminate called without an active exception"
+
+
 def _run(cmd, cwd, port=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
-    done = subprocess.run([*(launch if port else [sys.executable]), *cmd], capture_output=True, text=True, env=env,
-                          timeout=600, cwd=cwd)
+    for _ in range(2 if port else 1):
+        done = subprocess.run([*(launch if port else [sys.executable]), *cmd], capture_output=True, text=True,
+                              env=env, timeout=600, cwd=cwd)
+        if done.returncode == 0 or GLOO_ABORT not in done.stderr:
+            break
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
